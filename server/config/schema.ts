@@ -4,7 +4,7 @@ import { z } from "zod";
  * The schema of gateway.yaml. Keys are snake_case as written in the file;
  * validation errors name the path (`models[3].pricing.input: expected a
  * number`). Cross-references (a model's provider, a route's targets) are
- * checked in validate.ts after the shape is known to be right.
+ * checked in load.ts after the shape is known to be right.
  */
 
 const id = z.string().min(1, "must not be empty");
