@@ -44,6 +44,8 @@ export interface RecordedRequest {
   headers: IncomingMessage["headers"];
   /** body is the parsed JSON body, or the raw text when it was not JSON. */
   body: unknown;
+  /** closedEarly becomes true when the client went away before the response was finished. */
+  closedEarly: boolean;
 }
 
 /** FaultQueue holds faults until requests consume them. */
@@ -118,7 +120,11 @@ export async function startSimulator(
         body = undefined;
       }
       const url = new URL(req.url ?? "/", "http://sim");
-      requests.push({ method: req.method ?? "", path: url.pathname + url.search, headers: req.headers, body: body ?? rawBody });
+      const record: RecordedRequest = { method: req.method ?? "", path: url.pathname + url.search, headers: req.headers, body: body ?? rawBody, closedEarly: false };
+      requests.push(record);
+      res.once("close", () => {
+        if (!res.writableFinished) record.closedEarly = true;
+      });
       const ctx: SimContext = { req, res, url, body, rawBody, takeFault: (m) => faults.take(m) };
       Promise.resolve(handler(ctx)).catch((err: unknown) => {
         if (!res.headersSent) {
