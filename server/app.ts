@@ -1,0 +1,86 @@
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Logger } from "pino";
+import type { GatewayConfig } from "./config/schema.js";
+import { createGateway, type Gateway } from "./core/gateway.js";
+import { buildRuntime } from "./core/runtime.js";
+import { sendJson, type HttpResponse } from "./http/io.js";
+import { listen, type Listener } from "./http/listener.js";
+import { createOpenAIHandler } from "./openai/handler.js";
+import { registerGatewayService } from "./rpc/service.js";
+
+/**
+ * The assembled gateway: the core, both edges and the health endpoints on
+ * one listener. main.ts runs it as a process; tests start it in-process on
+ * an ephemeral port.
+ */
+
+/** GatewayServerOptions configure a gateway server. */
+export interface GatewayServerOptions {
+  /** config is the validated configuration to start with. */
+  config: GatewayConfig;
+  logger: Logger;
+  /** host and port override config.server (port 0 picks a free port). */
+  host?: string;
+  port?: number;
+}
+
+/** GatewayServer is a running gateway. */
+export interface GatewayServer {
+  /** url is the base URL, such as http://127.0.0.1:8080. */
+  readonly url: string;
+  readonly port: number;
+  readonly gateway: Gateway;
+  /** apply swaps in a new validated configuration without dropping in-flight requests. */
+  apply(config: GatewayConfig): void;
+  /** close drains in-flight requests (up to server.drain_timeout_ms) and stops. */
+  close(): Promise<void>;
+}
+
+const notFoundBody = JSON.stringify({ error: { message: "no such endpoint", type: "invalid_request_error", param: null, code: "not_found" } });
+
+/** startGatewayServer builds the runtime from config and starts listening. */
+export async function startGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
+  const { logger } = options;
+  const initial = buildRuntime(options.config);
+  for (const w of initial.warnings) logger.warn(w);
+  const gateway = createGateway(initial, logger);
+  let draining = false;
+
+  const openai = createOpenAIHandler(gateway, { maxBodyBytes: options.config.server.max_body_bytes, logger });
+  const handler = connectNodeAdapter({
+    routes: (router) => registerGatewayService(router, gateway, logger),
+    readMaxBytes: options.config.server.max_body_bytes,
+    fallback(req, nodeRes) {
+      // connect-node's response type omits write() only to unify overloads; both variants have it.
+      const res = nodeRes as HttpResponse;
+      if (openai(req, res)) return;
+      const path = req.url ?? "";
+      if (path === "/healthz") return sendJson(res, 200, '{"status":"ok"}');
+      if (path === "/readyz") {
+        return draining ? sendJson(res, 503, '{"status":"draining"}') : sendJson(res, 200, '{"status":"ready"}');
+      }
+      sendJson(res, 404, notFoundBody);
+    },
+  });
+
+  const host = options.host ?? options.config.server.host;
+  const listener: Listener = await listen({ host, port: options.port ?? options.config.server.port, handler });
+  const urlHost = host.includes(":") ? `[${host}]` : host;
+  logger.info({ host, port: listener.port }, "llm-gateway listening (gRPC, Connect, gRPC-Web, OpenAI REST on one port)");
+
+  return {
+    url: `http://${urlHost}:${listener.port}`,
+    port: listener.port,
+    gateway,
+    apply(config) {
+      const next = buildRuntime(config);
+      for (const w of next.warnings) logger.warn(w);
+      gateway.swap(next);
+    },
+    async close() {
+      draining = true;
+      await listener.close(options.config.server.drain_timeout_ms);
+      await gateway.runtime().retire();
+    },
+  };
+}

@@ -1,0 +1,152 @@
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { BreakerState, CompleteResponseSchema, GatewayService, type StreamCompleteResponse, StreamCompleteResponseSchema } from "../../gen/llmgateway/v1/gateway_service_pb.js";
+import { type Gateway, type RequestContext } from "../core/gateway.js";
+import { requestIdFrom } from "../core/ids.js";
+import { estimateCandidates } from "../router/estimate.js";
+import { capabilityToProto, chatRequestFromProto, costToProto, errorClassToProto, finishReasonToProto, traceToProto, usageToProto } from "./convert.js";
+import { toConnectError } from "./errors.js";
+import type { Logger } from "pino";
+
+/**
+ * The Connect/gRPC/gRPC-Web edge: GatewayService over the core. Each
+ * handler authenticates from the `authorization` header, converts the
+ * request, calls the core and converts back; errors become ConnectErrors.
+ */
+
+function context(gateway: Gateway, ctx: HandlerContext): RequestContext {
+  const requestId = requestIdFrom(ctx.requestHeader.get("x-request-id") ?? undefined);
+  ctx.responseHeader.set("x-request-id", requestId);
+  const caller = gateway.authenticate(ctx.requestHeader.get("authorization") ?? undefined);
+  return { requestId, edge: "rpc", caller, signal: ctx.signal, startedAt: performance.now() };
+}
+
+/** registerGatewayService adds GatewayService to a Connect router. */
+export function registerGatewayService(router: ConnectRouter, gateway: Gateway, logger: Logger): void {
+  const guard = async <T>(fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (err) {
+      const ce = toConnectError(err);
+      if (ce.code === Code.Internal) logger.error({ err }, "unexpected error in an RPC");
+      throw ce;
+    }
+  };
+
+  router.service(GatewayService, {
+    complete: (req, hctx) =>
+      guard(async () => {
+        const ctx = context(gateway, hctx);
+        const out = await gateway.complete(chatRequestFromProto(req), ctx);
+        const { output } = out.result;
+        hctx.responseHeader.set("x-gateway-provider", out.deployment.provider.id);
+        hctx.responseHeader.set("x-gateway-model", out.deployment.id);
+        return create(CompleteResponseSchema, {
+          id: out.id,
+          message: { text: output.text, toolCalls: output.toolCalls, reasoning: output.reasoning, refusal: output.refusal },
+          finishReason: finishReasonToProto(out.result.finishReason),
+          usage: usageToProto(out.result.usage),
+          cost: costToProto(out.cost),
+          model: out.deployment.id,
+          provider: out.deployment.provider.id,
+          route: traceToProto(out.trace),
+          requestId: ctx.requestId,
+        });
+      }),
+
+    async *streamComplete(req, hctx) {
+      let events: ReturnType<Gateway["stream"]> | undefined;
+      try {
+        const ctx = context(gateway, hctx);
+        events = gateway.stream(chatRequestFromProto(req), ctx);
+        for await (const e of events) {
+          if (e.type === "start") {
+            yield msg({ case: "start", value: { id: e.id, model: e.deployment.id, provider: e.deployment.provider.id, requestId: ctx.requestId } });
+          } else if (e.type === "chunk") {
+            for (const ev of e.chunk.events) {
+              if (ev.type === "text") yield msg({ case: "textDelta", value: { text: ev.text } });
+              else if (ev.type === "reasoning") yield msg({ case: "reasoningDelta", value: { text: ev.text } });
+              else if (ev.type === "tool_call") {
+                yield msg({ case: "toolCallDelta", value: { index: ev.index, id: ev.id ?? "", name: ev.name ?? "", argumentsDelta: ev.argumentsDelta } });
+              }
+            }
+          } else {
+            yield msg({
+              case: "finish",
+              value: {
+                finishReason: finishReasonToProto(e.finishReason),
+                usage: usageToProto(e.usage),
+                cost: costToProto(e.cost),
+                route: traceToProto(e.trace),
+                error: e.error === undefined ? undefined : { errorClass: errorClassToProto(e.error.errorClass), message: e.error.message },
+              },
+            });
+            if (e.error !== undefined && e.error.errorClass !== "cancelled") {
+              // The answer is incomplete: end the call with an error status too, after the partial usage.
+              throw new ConnectError(`the provider failed mid-stream: ${e.error.message}`, Code.Unavailable);
+            }
+          }
+        }
+      } catch (err) {
+        const ce = toConnectError(err);
+        if (ce.code === Code.Internal) logger.error({ err }, "unexpected error in StreamComplete");
+        throw ce;
+      } finally {
+        await events?.return(undefined);
+      }
+    },
+
+    estimateCost: (req, hctx) =>
+      guard(async () => {
+        const ctx = context(gateway, hctx);
+        const request = chatRequestFromProto({ ...req, toolChoice: undefined, parallelToolCalls: undefined, metadata: undefined });
+        const estimates = estimateCandidates(gateway.runtime(), request, ctx.caller);
+        return {
+          estimates: estimates.map((e) => ({
+            model: e.model,
+            provider: e.provider,
+            inputTokens: e.inputTokens,
+            expectedOutputTokens: e.expectedOutputTokens,
+            maxOutputTokens: e.maxOutputTokens,
+            expectedCostNanoUsd: e.expectedCostNanoUsd,
+            maxCostNanoUsd: e.maxCostNanoUsd,
+            eligible: e.eligible,
+            ineligibleReason: e.ineligibleReason,
+          })),
+        };
+      }),
+
+    listModels: (req, hctx) =>
+      guard(async () => {
+        const ctx = context(gateway, hctx);
+        const rt = gateway.runtime();
+        const models = [...rt.deployments.values()]
+          .filter((d) => ctx.caller.mayUse(d.id) && (req.provider === "" || d.provider.id === req.provider))
+          .map((d) => ({
+            id: d.id,
+            provider: d.provider.id,
+            contextWindow: d.model.context_window,
+            maxOutputTokens: d.model.max_output_tokens,
+            capabilities: d.model.capabilities.map(capabilityToProto),
+            pricing: {
+              inputNanoUsdPerMtok: d.price.base.input,
+              outputNanoUsdPerMtok: d.price.base.output,
+              cachedInputNanoUsdPerMtok: d.price.base.cachedInput,
+              cacheWriteNanoUsdPerMtok: d.price.base.cacheWrite,
+            },
+            available: d.enabled,
+            // Circuit breakers arrive with the routing work; until then no state is known.
+            breaker: BreakerState.UNSPECIFIED,
+          }));
+        const routes = [...rt.routes.values()]
+          .filter((r) => ctx.caller.mayUse(r.id))
+          .map((r) => ({ id: r.id, strategy: r.strategy, targets: r.targets.map((t) => (typeof t === "string" ? t : t.model)) }));
+        return { models, routes };
+      }),
+  });
+}
+
+function msg(event: MessageInitShape<typeof StreamCompleteResponseSchema>["event"]): StreamCompleteResponse {
+  return create(StreamCompleteResponseSchema, { event });
+}
