@@ -7,6 +7,7 @@ import { sendJson, type HttpResponse } from "./http/io.js";
 import { listen, type Listener } from "./http/listener.js";
 import { createOpenAIHandler } from "./openai/handler.js";
 import { registerGatewayService } from "./rpc/service.js";
+import { createMetrics } from "./telemetry/metrics.js";
 
 /**
  * The assembled gateway: the core, both edges and the health endpoints on
@@ -19,6 +20,8 @@ export interface GatewayServerOptions {
   /** config is the validated configuration to start with. */
   config: GatewayConfig;
   logger: Logger;
+  /** processMetrics adds Node's process metrics (CPU, memory, event loop) to /metrics; main.ts turns it on. */
+  processMetrics?: boolean;
   /** host and port override config.server (port 0 picks a free port). */
   host?: string;
   port?: number;
@@ -43,7 +46,8 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   const { logger } = options;
   const initial = buildRuntime(options.config);
   for (const w of initial.warnings) logger.warn(w);
-  const gateway = createGateway(initial, logger);
+  const metrics = createMetrics({ processMetrics: options.processMetrics ?? false });
+  const gateway = createGateway(initial, logger, metrics);
   let draining = false;
 
   const openai = createOpenAIHandler(gateway, { maxBodyBytes: options.config.server.max_body_bytes, logger });
@@ -56,6 +60,13 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       if (openai(req, res)) return;
       const path = req.url ?? "";
       if (path === "/healthz") return sendJson(res, 200, '{"status":"ok"}');
+      if (path === "/metrics") {
+        void metrics.render().then((text) => {
+          (res as import("node:http").ServerResponse).writeHead(200, { "content-type": metrics.registry.contentType });
+          res.end(text);
+        });
+        return;
+      }
       if (path === "/readyz") {
         return draining ? sendJson(res, 503, '{"status":"draining"}') : sendJson(res, 200, '{"status":"ready"}');
       }

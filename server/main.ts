@@ -48,7 +48,7 @@ try {
 }
 
 const logger = createLogger({ level: config.server.log_level, destination: process.env.GATEWAY_LOG_FILE });
-const server = await startGatewayServer({ config, logger });
+const server = await startGatewayServer({ config, logger, processMetrics: true });
 
 function reload(reason: string): void {
   let next: GatewayConfig;

@@ -8,6 +8,7 @@ import { GatewayError, type UpstreamError } from "./errors.js";
 import { newId } from "./ids.js";
 import type { Deployment, Runtime } from "./runtime.js";
 import type { RouteTraceRecord } from "./trace.js";
+import type { GatewayMetrics } from "../telemetry/metrics.js";
 
 /**
  * The gateway core: the one pipeline both edges call. It resolves the
@@ -70,8 +71,8 @@ function withBudget(signal: AbortSignal, request: ChatRequest): AbortSignal {
   return budget === undefined ? signal : AbortSignal.any([signal, AbortSignal.timeout(budget)]);
 }
 
-/** createGateway builds the core around an initial runtime. */
-export function createGateway(initial: Runtime, logger: Logger): Gateway {
+/** createGateway builds the core around an initial runtime; metrics, when given, get one observation per request. */
+export function createGateway(initial: Runtime, logger: Logger, metrics?: GatewayMetrics): Gateway {
   let current = initial;
 
   function logRequest(
@@ -88,8 +89,26 @@ export function createGateway(initial: Runtime, logger: Logger): Gateway {
       stream: boolean;
     },
   ): void {
-    if (!logger.isLevelEnabled("info")) return;
     const u = fields.usage;
+    const durationMs = performance.now() - ctx.startedAt;
+    metrics?.observeRequest({
+      edge: ctx.edge,
+      keyId: ctx.caller.keyId,
+      // Label only configured ids: a caller must not be able to mint label values (cardinality).
+      model: fields.deployment?.id ?? (current.deployments.has(request.model) || current.routes.has(request.model) ? request.model : "(unknown)"),
+      provider: fields.deployment?.provider.id ?? "",
+      status: fields.status,
+      stream: fields.stream,
+      durationMs,
+      ttftMs: fields.ttftMs,
+      inputTokens: u?.inputTokens,
+      outputTokens: u?.outputTokens,
+      cachedInputTokens: u?.cachedInputTokens,
+      reasoningTokens: u?.reasoningTokens,
+      costNanoUsd: fields.cost?.total,
+      attempts: fields.trace?.attempts ?? [],
+    });
+    if (!logger.isLevelEnabled("info")) return;
     logger.info(
       {
         requestId: ctx.requestId,
@@ -101,7 +120,7 @@ export function createGateway(initial: Runtime, logger: Logger): Gateway {
         provider: fields.deployment?.provider.id,
         attempts: fields.trace?.attempts.length ?? 0,
         status: fields.status,
-        latencyMs: Math.round(performance.now() - ctx.startedAt),
+        latencyMs: Math.round(durationMs),
         ttftMs: fields.ttftMs,
         inputTokens: u?.inputTokens,
         outputTokens: u?.outputTokens,
