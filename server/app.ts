@@ -6,6 +6,8 @@ import { buildRuntime } from "./core/runtime.js";
 import { sendJson, type HttpResponse } from "./http/io.js";
 import { listen, type Listener } from "./http/listener.js";
 import { createOpenAIHandler } from "./openai/handler.js";
+import { createStateStore, describeState, sameStateConfig } from "./state/index.js";
+import type { StateStore } from "./state/store.js";
 import { registerGatewayService } from "./rpc/service.js";
 import { createMetrics } from "./telemetry/metrics.js";
 
@@ -33,6 +35,8 @@ export interface GatewayServer {
   readonly url: string;
   readonly port: number;
   readonly gateway: Gateway;
+  /** stateStore is the shared state store in force (replaced only when a reload changes config.state). */
+  readonly stateStore: StateStore;
   /** apply swaps in a new validated configuration without dropping in-flight requests. */
   apply(config: GatewayConfig): void;
   /** close drains in-flight requests (up to server.drain_timeout_ms) and stops. */
@@ -44,9 +48,11 @@ const notFoundBody = JSON.stringify({ error: { message: "no such endpoint", type
 /** startGatewayServer builds the runtime from config and starts listening. */
 export async function startGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
   const { logger } = options;
-  const initial = buildRuntime(options.config);
+  let stateConfig = options.config.state;
+  let stateStore = createStateStore(stateConfig, logger);
+  const initial = buildRuntime(options.config, stateStore);
   for (const w of initial.warnings) logger.warn(w);
-  const metrics = createMetrics({ processMetrics: options.processMetrics ?? false });
+  const metrics = createMetrics({ processMetrics: options.processMetrics ?? false, stateHealthy: () => stateStore.healthy() });
   const gateway = createGateway(initial, logger, metrics);
   let draining = false;
 
@@ -68,7 +74,9 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
         return;
       }
       if (path === "/readyz") {
-        return draining ? sendJson(res, 503, '{"status":"draining"}') : sendJson(res, 200, '{"status":"ready"}');
+        // Degraded state still answers 200: draining every replica at once when Redis blips would be worse.
+        if (draining) return sendJson(res, 503, '{"status":"draining"}');
+        return sendJson(res, 200, JSON.stringify({ status: "ready", state: describeState(stateStore) }));
       }
       sendJson(res, 404, notFoundBody);
     },
@@ -83,15 +91,36 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     url: `http://${urlHost}:${listener.port}`,
     port: listener.port,
     gateway,
+    get stateStore() {
+      return stateStore;
+    },
     apply(config) {
-      const next = buildRuntime(config);
+      const previousStore = stateStore;
+      const storeChanged = !sameStateConfig(stateConfig, config.state);
+      const nextStore = storeChanged ? createStateStore(config.state, logger) : stateStore;
+      let next;
+      try {
+        next = buildRuntime(config, nextStore);
+      } catch (err) {
+        if (storeChanged) void nextStore.close();
+        throw err;
+      }
       for (const w of next.warnings) logger.warn(w);
+      const old = gateway.runtime();
       gateway.swap(next);
+      if (storeChanged) {
+        stateConfig = config.state;
+        stateStore = nextStore;
+        logger.info({ backend: nextStore.backend }, "state store replaced by config reload");
+        // Requests still on the old runtime keep using the old store until they finish.
+        void old.retire().then(() => previousStore.close());
+      }
     },
     async close() {
       draining = true;
       await listener.close(options.config.server.drain_timeout_ms);
       await gateway.runtime().retire();
+      await stateStore.close();
     },
   };
 }

@@ -3,6 +3,7 @@ import { createAuthenticator, type Authenticator } from "../auth/keys.js";
 import { compilePrice, type Price } from "../pricing/cost.js";
 import type { ProviderAdapter } from "../providers/adapter.js";
 import { createAdapter, providerStatus } from "../providers/registry.js";
+import type { StateStore } from "../state/store.js";
 
 /**
  * Runtime is one compiled configuration: adapters built, prices compiled,
@@ -34,6 +35,11 @@ export interface Runtime {
   readonly auth: Authenticator;
   /** warnings are things an operator should know (disabled providers, open mode). */
   readonly warnings: readonly string[];
+  /**
+   * state is the shared state store (limits, budgets, breakers, latency);
+   * one store outlives many runtimes, so retire() does not close it.
+   */
+  readonly state?: StateStore;
   /** acquire marks a request as using this runtime; call the returned release when it ends. */
   acquire(): () => void;
   /** retire closes the adapters once every acquired request has released. */
@@ -48,7 +54,7 @@ export function upstreamName(model: ModelConfig): string {
 }
 
 /** buildRuntime compiles a validated configuration. */
-export function buildRuntime(config: GatewayConfig): Runtime {
+export function buildRuntime(config: GatewayConfig, state?: StateStore): Runtime {
   const warnings: string[] = [];
   const adapters = new Map<string, ProviderAdapter>();
   const status = new Map<string, { enabled: boolean; reason?: string }>();
@@ -83,10 +89,12 @@ export function buildRuntime(config: GatewayConfig): Runtime {
   let active = 0;
   let retired = false;
   let drained: (() => void) | undefined;
+  let retiring: Promise<void> | undefined;
   const closeAdapters = () => Promise.all([...adapters.values()].map((a) => a.close())).then(() => undefined);
 
   return {
     config,
+    state,
     deployments,
     routes,
     auth,
@@ -101,10 +109,14 @@ export function buildRuntime(config: GatewayConfig): Runtime {
         if (retired && active === 0) drained?.();
       };
     },
-    async retire() {
-      retired = true;
-      if (active > 0) await new Promise<void>((resolve) => (drained = resolve));
-      await closeAdapters();
+    retire() {
+      // One shared promise, so a second caller (the app closing the old state store) waits too.
+      retiring ??= (async () => {
+        retired = true;
+        if (active > 0) await new Promise<void>((resolve) => (drained = resolve));
+        await closeAdapters();
+      })();
+      return retiring;
     },
   };
 }

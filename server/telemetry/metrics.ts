@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 /**
  * Prometheus metrics, served at GET /metrics on the gateway's port. One
@@ -35,12 +35,31 @@ export interface GatewayMetrics {
   render(): Promise<string>;
 }
 
+/** MetricsOptions configure createMetrics. */
+export interface MetricsOptions {
+  /** processMetrics adds Node's process metrics (CPU, memory, event loop lag). */
+  processMetrics?: boolean;
+  /** stateHealthy, when given, is exported as the llm_gateway_state_healthy gauge. */
+  stateHealthy?: () => boolean;
+}
+
 const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 /** createMetrics builds a registry with the gateway's metrics (and Node's process metrics when asked). */
-export function createMetrics(options: { processMetrics?: boolean } = {}): GatewayMetrics {
+export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
   const registry = new Registry();
   if (options.processMetrics === true) collectDefaultMetrics({ register: registry, prefix: "llm_gateway_" });
+  const stateHealthy = options.stateHealthy;
+  if (stateHealthy !== undefined) {
+    new Gauge({
+      name: "llm_gateway_state_healthy",
+      help: "1 while the shared state backend answers; 0 while a Redis store serves from its local fallback.",
+      registers: [registry],
+      collect() {
+        this.set(stateHealthy() ? 1 : 0);
+      },
+    });
+  }
   const requests = new Counter({
     name: "llm_gateway_requests_total",
     help: "Finished requests by edge, resolved model, provider and status.",

@@ -32,6 +32,7 @@ describe("/metrics", () => {
     assert.match(text, /llm_gateway_requests_total\{edge="rest",model="\(unknown\)",provider="",status="not_found",stream="false"\} 1/);
     assert.match(text, /llm_gateway_tokens_total\{model="sim\/echo",provider="sim",kind="output"\} 36/);
     assert.match(text, /llm_gateway_upstream_attempts_total\{provider="sim",model="sim\/echo",outcome="succeeded",error_class=""\} 3/);
+    assert.match(text, /llm_gateway_state_healthy 1/);
     assert.match(text, /llm_gateway_cost_usd_total\{key="anonymous",model="sim\/echo",provider="sim"\} \d/);
   });
 });

@@ -1,0 +1,374 @@
+import { Redis, ReplyError } from "ioredis";
+import type { Logger } from "pino";
+import {
+  checkFinite,
+  checkId,
+  checkKey,
+  checkNonNegative,
+  checkNonNegativeBigint,
+  checkPositiveMs,
+  jsonText,
+  LATENCY_TTL_HALF_LIVES,
+} from "./args.js";
+import { createMemoryStore } from "./memory-store.js";
+import { buildRedisScripts, type LuaScript } from "./redis-scripts.js";
+import type { LatencyStats, ReserveResult, StateStore, WindowResult } from "./store.js";
+
+/**
+ * The Redis state store: N replicas on one Redis share every window,
+ * budget, breaker and latency statistic. Each multi-step operation is one
+ * Lua script (redis-scripts.ts), run with EVALSHA and re-sent with EVAL
+ * when the server does not have it cached (a restarted Redis).
+ *
+ * Failing fast and falling back: the client has no offline queue and a
+ * short command timeout, so a down or stuck Redis fails a call within
+ * commandTimeoutMs instead of hanging the request. Such a failure switches
+ * the store to a local memory store (healthy() false, one warn line); while
+ * local, calls do not touch Redis at all. ioredis reconnects in the
+ * background with bounded backoff, and a probe (PING every probeIntervalMs,
+ * and at once on reconnect) switches back (one info line). Local counts are
+ * discarded on return, not merged: limits are briefly per replica, never
+ * unlimited. A call that timed out may still have been applied in Redis;
+ * it is then counted in both places, which errs towards limiting.
+ */
+
+/** RedisStoreOptions configures createRedisStore. */
+export interface RedisStoreOptions {
+  /** url is the redis:// or rediss:// URL. */
+  url: string;
+  /** keyPrefix starts every key, so several gateways can share one Redis. */
+  keyPrefix: string;
+  /** logger receives one line per transition between Redis and local state. */
+  logger: Logger;
+  /** connectTimeoutMs bounds each connection attempt (default 1000). */
+  connectTimeoutMs?: number;
+  /** commandTimeoutMs bounds each command, after which the call is served locally (default 200). */
+  commandTimeoutMs?: number;
+  /** probeIntervalMs is how often a store serving locally checks whether Redis answers again (default 1000). */
+  probeIntervalMs?: number;
+  /** maxReconnectDelayMs caps ioredis's reconnect backoff (default 2000). */
+  maxReconnectDelayMs?: number;
+}
+
+/** DEFAULT_COMMAND_TIMEOUT_MS is the default bound on one Redis command. */
+export const DEFAULT_COMMAND_TIMEOUT_MS = 200;
+
+// Replies that mean "this server cannot serve now", not "the script is wrong".
+const UNAVAILABLE_REPLY = /^(BUSY|LOADING|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN)\b/;
+
+function isUnavailable(err: unknown): boolean {
+  if (err instanceof ReplyError) return UNAVAILABLE_REPLY.test((err as Error).message);
+  // Connection refused or reset, command timeout, "stream isn't writeable".
+  return true;
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+// Where Redis is, without credentials, for log lines.
+function describeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || "6379"}${u.pathname === "/" ? "" : u.pathname}`;
+  } catch {
+    return "(unparsable url)";
+  }
+}
+
+/** createRedisStore returns a StateStore on Redis, falling back to local state while Redis is unreachable. */
+export function createRedisStore(options: RedisStoreOptions): StateStore {
+  const { keyPrefix, logger } = options;
+  const where = describeUrl(options.url);
+  const commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+  const connectTimeoutMs = options.connectTimeoutMs ?? 1000;
+  const probeIntervalMs = options.probeIntervalMs ?? 1000;
+  const maxReconnectDelayMs = options.maxReconnectDelayMs ?? 2000;
+  const scripts = buildRedisScripts();
+
+  const client = new Redis(options.url, {
+    connectTimeout: connectTimeoutMs,
+    commandTimeout: commandTimeoutMs,
+    enableOfflineQueue: false,
+    // Commands in flight when the connection drops fail at once (served locally) instead of being retried.
+    maxRetriesPerRequest: 0,
+    retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 10), maxReconnectDelayMs),
+    lazyConnect: false,
+  });
+
+  let mode: "redis" | "local" = "redis";
+  let fallback: StateStore | undefined;
+  let probeTimer: NodeJS.Timeout | undefined;
+  let probing = false;
+  let closed = false;
+
+  function degrade(err: unknown): void {
+    if (mode === "local" || closed) return;
+    mode = "local";
+    fallback = createMemoryStore();
+    logger.warn(
+      { redis: where, err: errorMessage(err) },
+      "state: redis unreachable, serving limits, budgets and breakers from local state (per replica) until it returns",
+    );
+    probeTimer = setInterval(probe, probeIntervalMs);
+    probeTimer.unref();
+  }
+
+  function recover(): void {
+    if (mode === "redis" || closed) return;
+    mode = "redis";
+    if (probeTimer !== undefined) clearInterval(probeTimer);
+    probeTimer = undefined;
+    const old = fallback;
+    fallback = undefined;
+    void old?.close();
+    logger.info({ redis: where }, "state: redis reachable again, back on shared state");
+  }
+
+  function probe(): void {
+    if (mode === "redis" || closed || probing || client.status !== "ready") return;
+    probing = true;
+    client
+      .ping()
+      .then(recover, () => undefined)
+      .finally(() => {
+        probing = false;
+      });
+  }
+
+  // The first connection gets connectTimeoutMs before calls give up on it;
+  // after that, a down Redis is noticed by failing calls and by "close".
+  let starting: Promise<void> | undefined = new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      client.off("ready", done);
+      client.off("close", done);
+      resolve();
+    };
+    const timer = setTimeout(done, connectTimeoutMs);
+    timer.unref();
+    client.once("ready", done);
+    client.once("close", done);
+  }).then(() => {
+    starting = undefined;
+    if (client.status !== "ready") degrade(new Error(`no connection within ${connectTimeoutMs} ms`));
+  });
+
+  // ioredis reports every failed reconnect as "error"; the transitions above are the useful signal.
+  client.on("error", (err) => logger.debug({ redis: where, err: errorMessage(err) }, "state: redis connection error"));
+  client.on("close", () => {
+    if (starting === undefined) degrade(new Error("connection closed"));
+  });
+  client.on("ready", probe);
+
+  function key(logical: string, suffix: string): string {
+    // The hash tag is everything up to the first "}" after the first "{";
+    // it depends only on prefix and logical key, so every suffix of one
+    // logical key lands in the same Cluster slot.
+    return `${keyPrefix}:{${logical}}:${suffix}`;
+  }
+
+  async function evalScript(script: LuaScript, keys: string[], args: (string | number)[]): Promise<unknown> {
+    try {
+      return await client.evalsha(script.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (err instanceof ReplyError && (err as Error).message.startsWith("NOSCRIPT")) {
+        return await client.eval(script.source, keys.length, ...keys, ...args);
+      }
+      throw err;
+    }
+  }
+
+  // run sends one call to Redis, or to local state while Redis is unreachable.
+  async function run<R>(viaRedis: () => Promise<unknown>, parse: (raw: unknown) => R, viaLocal: (local: StateStore) => Promise<R>): Promise<R> {
+    if (closed) throw new Error("state store: used after close()");
+    if (starting !== undefined) await starting;
+    if (mode === "redis") {
+      let raw: unknown;
+      try {
+        raw = await viaRedis();
+      } catch (err) {
+        if (!isUnavailable(err)) throw err;
+        degrade(err);
+        return viaLocal(localStore());
+      }
+      return parse(raw);
+    }
+    return viaLocal(localStore());
+  }
+
+  function localStore(): StateStore {
+    // Only a store closed while this call was in flight has no fallback.
+    if (fallback === undefined) throw new Error("state store: used after close()");
+    return fallback;
+  }
+
+  const ok = (): void => undefined;
+
+  return {
+    backend: "redis",
+
+    healthy() {
+      return mode === "redis" && client.status === "ready";
+    },
+
+    async windowAcquire(logical, amount, limit, windowMs): Promise<WindowResult> {
+      checkKey(logical);
+      checkNonNegative("amount", amount);
+      checkNonNegative("limit", limit);
+      checkPositiveMs("windowMs", windowMs);
+      return run(
+        () => evalScript(scripts.windowAcquire, [key(logical, "w"), key(logical, "wm")], [amount, limit, windowMs]),
+        (raw) => {
+          const [allowed, used, retryAfterMs] = raw as [number, string, number];
+          return { allowed: allowed === 1, used: Number(used), retryAfterMs };
+        },
+        (local) => local.windowAcquire(logical, amount, limit, windowMs),
+      );
+    },
+
+    async windowAdjust(logical, delta, windowMs) {
+      checkKey(logical);
+      checkFinite("delta", delta);
+      checkPositiveMs("windowMs", windowMs);
+      if (delta === 0) return;
+      return run(
+        () => evalScript(scripts.windowAdjust, [key(logical, "w"), key(logical, "wm")], [delta, windowMs]),
+        ok,
+        (local) => local.windowAdjust(logical, delta, windowMs),
+      );
+    },
+
+    async windowUsage(logical, windowMs) {
+      checkKey(logical);
+      checkPositiveMs("windowMs", windowMs);
+      return run(
+        () => evalScript(scripts.windowUsage, [key(logical, "w"), key(logical, "wm")], [windowMs]),
+        (raw) => Number(raw as string),
+        (local) => local.windowUsage(logical, windowMs),
+      );
+    },
+
+    async reserve(logical, id, amount, limit, ttlMs, reservationTtlMs): Promise<ReserveResult> {
+      checkKey(logical);
+      checkId(id);
+      checkNonNegativeBigint("amount", amount);
+      checkNonNegativeBigint("limit", limit);
+      checkPositiveMs("ttlMs", ttlMs);
+      checkPositiveMs("reservationTtlMs", reservationTtlMs);
+      return run(
+        () =>
+          evalScript(scripts.reserve, [key(logical, "r")], [id, amount.toString(), limit.toString(), ttlMs, reservationTtlMs]),
+        (raw) => {
+          const [okFlag, committed, reserved] = raw as [number, string, string];
+          return { ok: okFlag === 1, committed: BigInt(committed), reserved: BigInt(reserved) };
+        },
+        (local) => local.reserve(logical, id, amount, limit, ttlMs, reservationTtlMs),
+      );
+    },
+
+    async settle(logical, id, actual, ttlMs) {
+      checkKey(logical);
+      checkId(id);
+      checkNonNegativeBigint("actual", actual);
+      checkPositiveMs("ttlMs", ttlMs);
+      return run(
+        () => evalScript(scripts.settle, [key(logical, "r")], [id, actual.toString(), ttlMs]),
+        ok,
+        (local) => local.settle(logical, id, actual, ttlMs),
+      );
+    },
+
+    async readReserve(logical) {
+      checkKey(logical);
+      return run(
+        () => evalScript(scripts.readReserve, [key(logical, "r")], []),
+        (raw) => {
+          const [committed, reserved] = raw as [string, string];
+          return { committed: BigInt(committed), reserved: BigInt(reserved) };
+        },
+        (local) => local.readReserve(logical),
+      );
+    },
+
+    async getJson<T>(logical: string): Promise<T | undefined> {
+      checkKey(logical);
+      return run(
+        () => client.get(key(logical, "j")),
+        (raw) => (raw === null ? undefined : (JSON.parse(raw as string) as T)),
+        (local) => local.getJson<T>(logical),
+      );
+    },
+
+    async setJson<T>(logical: string, value: T, ttlMs: number) {
+      checkKey(logical);
+      checkPositiveMs("ttlMs", ttlMs);
+      const text = jsonText("value", value);
+      return run(
+        () => client.set(key(logical, "j"), text, "PX", Math.ceil(ttlMs)),
+        ok,
+        (local) => local.setJson(logical, value, ttlMs),
+      );
+    },
+
+    async casJson<T>(logical: string, expected: T | undefined, next: T, ttlMs: number) {
+      checkKey(logical);
+      checkPositiveMs("ttlMs", ttlMs);
+      const nextText = jsonText("next", next);
+      const expectedText = expected === undefined ? "" : jsonText("expected", expected);
+      return run(
+        () =>
+          evalScript(scripts.casJson, [key(logical, "j")], [expected === undefined ? "0" : "1", expectedText, nextText, ttlMs]),
+        (raw) => raw === 1,
+        (local) => local.casJson(logical, expected, next, ttlMs),
+      );
+    },
+
+    async recordLatency(logical, latencyMs, ttftMs, halfLifeMs) {
+      checkKey(logical);
+      checkNonNegative("latencyMs", latencyMs);
+      if (ttftMs !== undefined) checkNonNegative("ttftMs", ttftMs);
+      checkPositiveMs("halfLifeMs", halfLifeMs);
+      return run(
+        () =>
+          evalScript(
+            scripts.recordLatency,
+            [key(logical, "l")],
+            [latencyMs, ttftMs ?? "", halfLifeMs, halfLifeMs * LATENCY_TTL_HALF_LIVES],
+          ),
+        ok,
+        (local) => local.recordLatency(logical, latencyMs, ttftMs, halfLifeMs),
+      );
+    },
+
+    async readLatency(logical): Promise<LatencyStats | undefined> {
+      checkKey(logical);
+      return run(
+        () => evalScript(scripts.readLatency, [key(logical, "l")], []),
+        (raw) => {
+          if (raw === null) return undefined;
+          const [samples, ewmaMs, ewmaTtftMs] = raw as [string, string, string];
+          return { samples: Number(samples), ewmaMs: Number(ewmaMs), ewmaTtftMs: Number(ewmaTtftMs) };
+        },
+        (local) => local.readLatency(logical),
+      );
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (probeTimer !== undefined) clearInterval(probeTimer);
+      const local = fallback;
+      fallback = undefined;
+      await local?.close();
+      if (client.status === "ready") {
+        // QUIT lets replies in flight arrive; disconnect if Redis does not answer in time.
+        const quit = client.quit().catch(() => undefined);
+        const timer = setTimeout(() => client.disconnect(), commandTimeoutMs * 5);
+        await quit;
+        clearTimeout(timer);
+      }
+      client.disconnect();
+    },
+  };
+}

@@ -1,0 +1,119 @@
+/**
+ * The state store: everything that must agree across gateway replicas —
+ * rate-limit windows, budget spend, circuit-breaker state, latency
+ * statistics — goes through this interface. Two implementations:
+ * memory-store.ts (one process, the default) and redis-store.ts (ioredis,
+ * atomic Lua scripts, Cluster-safe hash-tagged keys). N replicas on one
+ * Redis behave as one gateway: a limit of 100 rpm admits 100, not 100×N.
+ *
+ * Every operation is atomic with respect to every other replica. Keys are
+ * logical names ("ratelimit:key:support-bot:rpm"); implementations add
+ * their own prefix and hash tags.
+ *
+ * When Redis is unreachable the Redis store keeps serving from a local
+ * memory store (healthy() is false, and the change is logged) and goes
+ * back to Redis when it returns; local counts made meanwhile are not
+ * merged back (limits are briefly per-replica, never unlimited).
+ */
+
+/** WindowResult is the outcome of a sliding-window acquire. */
+export interface WindowResult {
+  /** allowed is true when the amount was admitted (and counted). */
+  allowed: boolean;
+  /** used is the window's total after this call (including the amount when allowed). */
+  used: number;
+  /** retryAfterMs is, when not allowed, how long until enough capacity frees up. */
+  retryAfterMs: number;
+}
+
+/** ReserveResult is the outcome of a reservation against a limit. */
+export interface ReserveResult {
+  /** ok is true when the reservation was made. */
+  ok: boolean;
+  /** committed is the settled total so far in this period. */
+  committed: bigint;
+  /** reserved is the total currently reserved by in-flight work (including this one when ok). */
+  reserved: bigint;
+}
+
+/** LatencyStats is a decayed view of a deployment's recent latency. */
+export interface LatencyStats {
+  /** samples is how many observations contributed (decayed weight, rounded). */
+  samples: number;
+  /** ewmaMs is the exponentially weighted mean latency. */
+  ewmaMs: number;
+  /** ewmaTtftMs is the exponentially weighted mean time to first token (0 if never streamed). */
+  ewmaTtftMs: number;
+}
+
+/** StateStore is the shared-state contract. */
+export interface StateStore {
+  /** backend names the implementation: "memory" or "redis". */
+  readonly backend: "memory" | "redis";
+
+  /** healthy is false while a Redis store is serving from its local fallback. */
+  healthy(): boolean;
+
+  /**
+   * windowAcquire admits `amount` into a sliding window of `windowMs` if the
+   * window's total plus amount stays within `limit`, atomically. Sliding
+   * means the limit holds over any windowMs span, not per calendar minute.
+   * An amount larger than limit is never admitted (retryAfterMs = windowMs:
+   * reject it as too large rather than retry). Amounts, limits and windows
+   * must be finite and >= 0 (windowMs > 0); bad arguments reject with a
+   * RangeError or TypeError in both implementations.
+   */
+  windowAcquire(key: string, amount: number, limit: number, windowMs: number): Promise<WindowResult>;
+
+  /**
+   * windowAdjust adds delta (negative to give back) to a window without a
+   * limit check: used to reconcile a token reservation with actual usage.
+   * A negative delta is taken from the newest entries (the ones being
+   * reconciled), and a window never goes below zero.
+   */
+  windowAdjust(key: string, delta: number, windowMs: number): Promise<void>;
+
+  /** windowUsage reads a window's current total. */
+  windowUsage(key: string, windowMs: number): Promise<number>;
+
+  /**
+   * reserve atomically adds `amount` to the key's reserved total when
+   * committed + reserved + amount <= limit. The key expires `ttlMs` after its
+   * last write (periods end; a crashed replica's reservations must not live
+   * forever — reservations also expire individually after reservationTtlMs).
+   * Reserving an id that is already reserved replaces its amount. Totals are
+   * exact at any size (no int64 or 2^53 ceiling).
+   */
+  reserve(key: string, id: string, amount: bigint, limit: bigint, ttlMs: number, reservationTtlMs: number): Promise<ReserveResult>;
+
+  /**
+   * settle releases reservation `id` and adds `actual` to the committed
+   * total, atomically (actual may exceed the reservation; it is always
+   * recorded: spend that happened is never dropped).
+   */
+  settle(key: string, id: string, actual: bigint, ttlMs: number): Promise<void>;
+
+  /** readReserve reads a key's committed and reserved totals. */
+  readReserve(key: string): Promise<{ committed: bigint; reserved: bigint }>;
+
+  /**
+   * getJson/setJson/casJson hold small JSON documents (circuit-breaker
+   * state). casJson writes `next` only if the stored value still equals
+   * `expected` (by its JSON text; undefined means absent) and returns whether
+   * it did: the building block of "exactly one half-open probe". Compare
+   * with a value read by getJson (JSON.parse keeps key order), or build
+   * `expected` with the same key order as the stored one. ttlMs must be > 0.
+   */
+  getJson<T>(key: string): Promise<T | undefined>;
+  setJson<T>(key: string, value: T, ttlMs: number): Promise<void>;
+  casJson<T>(key: string, expected: T | undefined, next: T, ttlMs: number): Promise<boolean>;
+
+  /** recordLatency folds one observation into a key's decayed statistics (half-life halfLifeMs). */
+  recordLatency(key: string, latencyMs: number, ttftMs: number | undefined, halfLifeMs: number): Promise<void>;
+
+  /** readLatency reads a key's decayed statistics, or undefined if none. */
+  readLatency(key: string): Promise<LatencyStats | undefined>;
+
+  /** close releases connections. */
+  close(): Promise<void>;
+}

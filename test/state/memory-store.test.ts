@@ -1,0 +1,97 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { createMemoryStore } from "../../server/state/memory-store.js";
+import { describeStoreBehaviour } from "./store-behaviour.js";
+
+describeStoreBehaviour("memory", async () => {
+  const store = createMemoryStore();
+  return { store, cleanup: () => store.close() };
+});
+
+// Exact checks on an injected clock: boundaries to the millisecond.
+describe("memory store on a controlled clock", () => {
+  function clocked() {
+    let t = 1_000_000;
+    const store = createMemoryStore({ now: () => t, sweepIntervalMs: 0 });
+    return { store, advance: (ms: number) => void (t += ms), set: (ms: number) => void (t = ms) };
+  }
+
+  it("an entry counts while now - time < windowMs and leaves exactly at windowMs", async () => {
+    const { store, advance } = clocked();
+    await store.windowAcquire("k", 1, 1, 1000);
+    advance(999);
+    assert.deepEqual(await store.windowAcquire("k", 1, 1, 1000), { allowed: false, used: 1, retryAfterMs: 1 });
+    advance(1);
+    assert.deepEqual(await store.windowAcquire("k", 1, 1, 1000), { allowed: true, used: 1, retryAfterMs: 0 });
+  });
+
+  it("retryAfterMs is the time until enough of the oldest entries leave", async () => {
+    const { store, advance } = clocked();
+    await store.windowAcquire("k", 3, 10, 60_000); // t=0
+    advance(10_000);
+    await store.windowAcquire("k", 4, 10, 60_000); // t=10s
+    advance(5_000);
+    await store.windowAcquire("k", 3, 10, 60_000); // t=15s, full
+    // 2 more need the first entry (3) gone: at t=60s, 45 s from now.
+    assert.deepEqual(await store.windowAcquire("k", 2, 10, 60_000), { allowed: false, used: 10, retryAfterMs: 45_000 });
+    // 5 more need the first two gone: at t=70s.
+    assert.deepEqual(await store.windowAcquire("k", 5, 10, 60_000), { allowed: false, used: 10, retryAfterMs: 55_000 });
+    advance(45_000);
+    assert.deepEqual(await store.windowAcquire("k", 2, 10, 60_000), { allowed: true, used: 9, retryAfterMs: 0 });
+  });
+
+  it("a clock that steps back never frees capacity early", async () => {
+    const { store, advance } = clocked();
+    await store.windowAcquire("k", 1, 2, 1000);
+    advance(-500);
+    await store.windowAcquire("k", 1, 2, 1000);
+    advance(1000); // 500 ms after the first entry's original time, in the new clock
+    assert.equal(await store.windowUsage("k", 1000), 2);
+  });
+
+  it("windowAdjust gives back from the newest entries, so the older ones still leave on time", async () => {
+    const { store, advance } = clocked();
+    await store.windowAcquire("k", 10, 100, 1000); // t=0
+    advance(500);
+    await store.windowAcquire("k", 10, 100, 1000); // t=500
+    await store.windowAdjust("k", -15, 1000);
+    assert.equal(await store.windowUsage("k", 1000), 5);
+    advance(500); // the t=0 entry, now 5, leaves
+    assert.equal(await store.windowUsage("k", 1000), 0);
+  });
+
+  it("reservations lapse exactly at reservationTtlMs and keys at ttlMs", async () => {
+    const { store, advance } = clocked();
+    await store.reserve("b", "a", 5n, 10n, 10_000, 1000);
+    advance(999);
+    assert.deepEqual(await store.readReserve("b"), { committed: 0n, reserved: 5n });
+    advance(1);
+    assert.deepEqual(await store.readReserve("b"), { committed: 0n, reserved: 0n });
+    await store.settle("b", "a", 7n, 10_000);
+    advance(9_999);
+    assert.deepEqual(await store.readReserve("b"), { committed: 7n, reserved: 0n });
+    advance(1);
+    assert.deepEqual(await store.readReserve("b"), { committed: 0n, reserved: 0n });
+  });
+
+  it("latency decays by half-life: an observation one half-life old weighs half", async () => {
+    const { store, advance } = clocked();
+    await store.recordLatency("d", 100, 10, 1000);
+    advance(1000);
+    await store.recordLatency("d", 400, undefined, 1000);
+    // weights 0.5 and 1: (50 + 400) / 1.5 = 300; ttft keeps its own (decayed) weight.
+    const s = await store.readLatency("d");
+    assert.ok(s !== undefined);
+    assert.ok(Math.abs(s.ewmaMs - 300) < 1e-9, `ewmaMs ${s.ewmaMs}`);
+    assert.equal(s.ewmaTtftMs, 10);
+    assert.equal(s.samples, 2); // 1.5 rounds to 2
+    advance(2000);
+    assert.equal((await store.readLatency("d"))?.samples, 0); // 1.5 / 4
+  });
+
+  it("refuses to be used after close", async () => {
+    const { store } = clocked();
+    await store.close();
+    await assert.rejects(store.windowUsage("k", 1000), /after close/);
+  });
+});

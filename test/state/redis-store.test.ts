@@ -1,0 +1,342 @@
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { once } from "node:events";
+import { createServer } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { after, afterEach, before, describe, it } from "node:test";
+import { Redis } from "ioredis";
+import pino, { type Logger } from "pino";
+import { buildRedisScripts } from "../../server/state/redis-scripts.js";
+import { createRedisStore, type RedisStoreOptions } from "../../server/state/redis-store.js";
+import type { StateStore } from "../../server/state/store.js";
+import { describeStoreBehaviour, freshKey } from "./store-behaviour.js";
+
+// The Redis store against the real Redis at 127.0.0.1:6379, under a key
+// prefix unique to this run (deleted afterwards); the fallback tests run
+// their own redis-server child on a free port.
+
+const REDIS_URL = "redis://127.0.0.1:6379";
+const prefix = `test-state-${randomUUID().replaceAll("-", "")}`;
+
+interface CapturedLog {
+  logger: Logger;
+  lines: { level: number; msg: string }[];
+}
+
+function captureLogger(): CapturedLog {
+  const lines: { level: number; msg: string }[] = [];
+  const logger = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s) as { level: number; msg: string }) });
+  return { logger, lines };
+}
+
+const silent = pino({ level: "silent" });
+
+// A generous command timeout keeps a loaded test machine from tripping the fallback mid-assertion.
+function openStore(extra: Partial<RedisStoreOptions> = {}): StateStore {
+  return createRedisStore({ url: REDIS_URL, keyPrefix: prefix, logger: silent, commandTimeoutMs: 2000, ...extra });
+}
+
+async function deletePrefix(client: Redis, match: string): Promise<void> {
+  let cursor = "0";
+  do {
+    const [next, keys] = await client.scan(cursor, "MATCH", `${match}:*`, "COUNT", 500);
+    cursor = next;
+    if (keys.length > 0) await client.del(...keys);
+  } while (cursor !== "0");
+}
+
+async function waitFor(what: string, condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+let admin: Redis;
+before(async () => {
+  admin = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await admin.connect();
+});
+after(async () => {
+  await deletePrefix(admin, prefix);
+  await admin.quit();
+});
+
+describeStoreBehaviour("redis", async () => {
+  const store = openStore();
+  return { store, cleanup: () => store.close() };
+});
+
+describe("redis store: two replicas on one Redis", () => {
+  let a: StateStore;
+  let b: StateStore;
+  before(() => {
+    a = openStore();
+    b = openStore();
+  });
+  after(async () => {
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it("200 concurrent acquires split across both replicas admit exactly 100", async () => {
+    const key = freshKey("rpm");
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? a : b).windowAcquire(key, 1, 100, 60_000)));
+    assert.equal(results.filter((r) => r.allowed).length, 100);
+    assert.ok(a.healthy() && b.healthy(), "no call fell back to local state");
+    assert.equal(await a.windowUsage(key, 60_000), 100);
+    assert.equal(await b.windowUsage(key, 60_000), 100);
+  });
+
+  it("200 concurrent reservations admit exactly floor(limit / amount)", async () => {
+    const key = freshKey("budget");
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? a : b).reserve(key, `req-${i}`, 7n, 500n, 3_600_000, 60_000)),
+    );
+    assert.equal(results.filter((r) => r.ok).length, 71);
+    assert.ok(a.healthy() && b.healthy());
+    assert.deepEqual(await b.readReserve(key), { committed: 0n, reserved: 497n });
+  });
+
+  it("casJson lets exactly one of many contenders on both replicas win", async () => {
+    const key = freshKey("breaker");
+    await a.setJson(key, { state: "open", since: 1 }, 60_000);
+    const wins = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? a : b).casJson(key, { state: "open", since: 1 }, { state: "half-open", probe: i }, 60_000)),
+    );
+    assert.equal(wins.filter(Boolean).length, 1);
+    const winner = wins.indexOf(true);
+    assert.deepEqual(await b.getJson(key), { state: "half-open", probe: winner });
+  });
+
+  it("a crashed replica's reservation lapses after its TTL and frees the budget", async () => {
+    const key = freshKey("crash");
+    const doomed = openStore();
+    assert.equal((await doomed.reserve(key, "in-flight", 90n, 100n, 3_600_000, 400)).ok, true);
+    await doomed.close(); // never settles
+    assert.equal((await a.reserve(key, "other", 20n, 100n, 3_600_000, 60_000)).ok, false);
+    await sleep(550);
+    assert.deepEqual(await a.reserve(key, "other", 20n, 100n, 3_600_000, 60_000), { ok: true, committed: 0n, reserved: 20n });
+  });
+
+  it("spend settled on one replica is seen by the other", async () => {
+    const key = freshKey("spend");
+    await a.reserve(key, "r1", 10n, 100n, 3_600_000, 60_000);
+    await b.settle(key, "r1", 12n, 3_600_000);
+    assert.deepEqual(await a.readReserve(key), { committed: 12n, reserved: 0n });
+  });
+
+  it("keeps every key of one logical key under one hash tag", async () => {
+    const logical = freshKey("tag");
+    await a.windowAcquire(logical, 1, 10, 60_000);
+    await a.reserve(logical, "r", 1n, 10n, 60_000, 60_000);
+    await a.setJson(logical, 1, 60_000);
+    await a.recordLatency(logical, 5, undefined, 60_000);
+    const keys = (await admin.keys(`${prefix}:*`)).filter((k) => k.includes(logical)).sort();
+    assert.deepEqual(keys, ["j", "l", "r", "w", "wm"].map((s) => `${prefix}:{${logical}}:${s}`));
+  });
+
+  it("re-sends a script with EVAL when Redis has forgotten it (restart, SCRIPT FLUSH)", async () => {
+    const key = freshKey("noscript");
+    await a.windowAcquire(key, 1, 10, 60_000);
+    await admin.script("FLUSH");
+    assert.deepEqual(await a.windowAcquire(key, 1, 10, 60_000), { allowed: true, used: 2, retryAfterMs: 0 });
+    assert.ok(a.healthy());
+  });
+});
+
+// The production scripts with now_ms() reading the time from an extra last
+// argument, so the Lua logic can be checked at exact instants.
+describe("redis scripts on a controlled clock", () => {
+  const scripts = buildRedisScripts("local __now = tonumber(table.remove(ARGV))\nlocal function now_ms() return __now end\n");
+  const k = (logical: string, s: string) => `${prefix}:{${logical}}:${s}`;
+  const acquire = async (logical: string, amount: number, limit: number, windowMs: number, now: number) =>
+    (await admin.eval(scripts.windowAcquire.source, 2, k(logical, "w"), k(logical, "wm"), amount, limit, windowMs, now)) as [number, string, number];
+
+  it("an entry counts while now - time < windowMs and leaves exactly at windowMs", async () => {
+    const key = freshKey("lua-edge");
+    assert.deepEqual(await acquire(key, 1, 1, 1000, 1_000_000), [1, "1", 0]);
+    assert.deepEqual(await acquire(key, 1, 1, 1000, 1_000_999), [0, "1", 1]);
+    assert.deepEqual(await acquire(key, 1, 1, 1000, 1_001_000), [1, "1", 0]);
+  });
+
+  it("retryAfterMs is the time until enough of the oldest entries leave", async () => {
+    const key = freshKey("lua-retry");
+    await acquire(key, 3, 10, 60_000, 0 + 5e6);
+    await acquire(key, 4, 10, 60_000, 10_000 + 5e6);
+    await acquire(key, 3, 10, 60_000, 15_000 + 5e6);
+    assert.deepEqual(await acquire(key, 2, 10, 60_000, 15_000 + 5e6), [0, "10", 45_000]);
+    assert.deepEqual(await acquire(key, 5, 10, 60_000, 15_000 + 5e6), [0, "10", 55_000]);
+    assert.deepEqual(await acquire(key, 2, 10, 60_000, 60_000 + 5e6), [1, "9", 0]);
+  });
+
+  it("windowAdjust gives back from the newest entries, so older ones still leave on time", async () => {
+    const key = freshKey("lua-adjust");
+    await acquire(key, 10, 100, 1000, 7e6);
+    await acquire(key, 10, 100, 1000, 7e6 + 500);
+    await admin.eval(scripts.windowAdjust.source, 2, k(key, "w"), k(key, "wm"), -15, 1000, 7e6 + 500);
+    assert.equal(await admin.eval(scripts.windowUsage.source, 2, k(key, "w"), k(key, "wm"), 1000, 7e6 + 500), "5");
+    assert.equal(await admin.eval(scripts.windowUsage.source, 2, k(key, "w"), k(key, "wm"), 1000, 7e6 + 1000), "0");
+  });
+
+  it("a reservation lapses exactly at its expiry", async () => {
+    const key = freshKey("lua-resv");
+    const h = k(key, "r");
+    assert.deepEqual(await admin.eval(scripts.reserve.source, 1, h, "a", "5", "10", 60_000, 1000, 2e6), [1, "0", "5"]);
+    assert.deepEqual(await admin.eval(scripts.readReserve.source, 1, h, 2e6 + 999), ["0", "5"]);
+    assert.deepEqual(await admin.eval(scripts.readReserve.source, 1, h, 2e6 + 1000), ["0", "0"]);
+    assert.deepEqual(await admin.eval(scripts.reserve.source, 1, h, "b", "10", "10", 60_000, 1000, 2e6 + 1000), [1, "0", "10"]);
+  });
+
+  it("latency decays by half-life: an observation one half-life old weighs half", async () => {
+    const key = freshKey("lua-lat");
+    const h = k(key, "l");
+    await admin.eval(scripts.recordLatency.source, 1, h, 100, 10, 1000, 60_000, 3e6);
+    await admin.eval(scripts.recordLatency.source, 1, h, 400, "", 1000, 60_000, 3e6 + 1000);
+    const [samples, ewma, ttft] = (await admin.eval(scripts.readLatency.source, 1, h, 3e6 + 1000)) as [string, string, string];
+    assert.equal(samples, "2");
+    assert.ok(Math.abs(Number(ewma) - 300) < 1e-9, `ewma ${ewma}`);
+    assert.equal(Number(ttft), 10);
+    const [later] = (await admin.eval(scripts.readLatency.source, 1, h, 3e6 + 3000)) as [string];
+    assert.equal(later, "0");
+  });
+});
+
+// A private redis-server the test can kill and restart.
+describe("redis store: fallback to local state while Redis is down", () => {
+  let child: ChildProcess | undefined;
+  let store: StateStore | undefined;
+  let port = 0;
+
+  async function freePort(): Promise<number> {
+    const server = createServer();
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const address = server.address();
+    server.close();
+    await once(server, "close");
+    assert.ok(address !== null && typeof address === "object");
+    return address.port;
+  }
+
+  async function startRedis(): Promise<void> {
+    const proc = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+      stdio: "ignore",
+    });
+    child = proc;
+    const probe = new Redis({ port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    probe.on("error", () => undefined);
+    const deadline = Date.now() + 5000;
+    try {
+      for (;;) {
+        try {
+          await probe.connect();
+          await probe.ping();
+          return;
+        } catch (err) {
+          probe.disconnect();
+          if (Date.now() > deadline || proc.exitCode !== null) throw err;
+          await sleep(50);
+        }
+      }
+    } finally {
+      probe.disconnect();
+    }
+  }
+
+  async function stopRedis(): Promise<void> {
+    const proc = child;
+    child = undefined;
+    if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = once(proc, "exit");
+    proc.kill("SIGKILL");
+    await exited;
+  }
+
+  afterEach(async () => {
+    await store?.close();
+    store = undefined;
+    await stopRedis();
+  });
+
+  it("serves from local state while Redis is down, logs once each way, and returns to Redis when it is back", async () => {
+    port = await freePort();
+    await startRedis();
+    const { logger, lines } = captureLogger();
+    store = createRedisStore({
+      url: `redis://127.0.0.1:${port}`,
+      keyPrefix: prefix,
+      logger,
+      commandTimeoutMs: 500,
+      connectTimeoutMs: 500,
+      probeIntervalMs: 100,
+      maxReconnectDelayMs: 200,
+    });
+    const key = freshKey("fallback");
+    assert.equal((await store.windowAcquire(key, 2, 2, 60_000)).allowed, true);
+    assert.equal((await store.windowAcquire(key, 1, 2, 60_000)).allowed, false);
+    assert.equal(store.healthy(), true);
+
+    await stopRedis();
+    const s = store;
+    await waitFor("healthy() to turn false", () => !s.healthy(), 5000);
+    // Local state starts empty: the Redis window is out of reach, and calls still answer.
+    for (let i = 0; i < 5; i++) assert.equal((await s.windowAcquire(key, 1, 2, 60_000)).allowed, i < 2);
+    await s.setJson(key, { local: true }, 60_000);
+    assert.deepEqual(await s.getJson(key), { local: true });
+    assert.deepEqual(await s.reserve(key, "r", 1n, 10n, 60_000, 60_000), { ok: true, committed: 0n, reserved: 1n });
+    const warns = lines.filter((l) => l.level === 40);
+    assert.equal(warns.length, 1, JSON.stringify(lines));
+    assert.match(warns[0]!.msg, /redis unreachable/);
+
+    await startRedis();
+    await waitFor("healthy() to return to true", () => s.healthy(), 10_000);
+    assert.equal(lines.filter((l) => l.level === 30 && /reachable again/.test(l.msg)).length, 1, JSON.stringify(lines));
+    // Back on the (restarted, empty) Redis: the call lands there, not in local state.
+    assert.deepEqual(await s.windowAcquire(key, 1, 2, 60_000), { allowed: true, used: 1, retryAfterMs: 0 });
+    const direct = new Redis({ port, host: "127.0.0.1", lazyConnect: true });
+    direct.on("error", () => undefined);
+    try {
+      await direct.connect();
+      assert.equal(await direct.zcard(`${prefix}:{${key}}:w`), 1);
+    } finally {
+      direct.disconnect();
+    }
+    assert.equal(await s.getJson(key), undefined);
+    assert.equal(lines.filter((l) => l.level === 40).length, 1);
+  });
+
+  it("a Redis that stops answering (connection open, no replies) fails over within the command timeout and returns", async () => {
+    port = await freePort();
+    await startRedis();
+    const { logger, lines } = captureLogger();
+    store = createRedisStore({ url: `redis://127.0.0.1:${port}`, keyPrefix: prefix, logger, commandTimeoutMs: 300, probeIntervalMs: 100 });
+    const s = store;
+    const key = freshKey("stuck");
+    assert.equal((await s.windowAcquire(key, 1, 1, 60_000)).allowed, true);
+    child!.kill("SIGSTOP");
+    try {
+      // The call times out on Redis and is answered from (empty) local state.
+      assert.deepEqual(await s.windowAcquire(key, 1, 1, 60_000), { allowed: true, used: 1, retryAfterMs: 0 });
+      assert.equal(s.healthy(), false);
+    } finally {
+      child!.kill("SIGCONT");
+    }
+    await waitFor("healthy() to return to true", () => s.healthy(), 10_000);
+    // Back on Redis, where the first acquire still holds the window.
+    assert.equal((await s.windowAcquire(key, 1, 1, 60_000)).allowed, false);
+    assert.equal(lines.filter((l) => l.level === 40).length, 1, JSON.stringify(lines));
+    assert.equal(lines.filter((l) => l.level === 30).length, 1, JSON.stringify(lines));
+  });
+
+  it("starts on local state when Redis is unreachable from the start", async () => {
+    port = await freePort();
+    const { logger, lines } = captureLogger();
+    store = createRedisStore({ url: `redis://127.0.0.1:${port}`, keyPrefix: prefix, logger, connectTimeoutMs: 300, maxReconnectDelayMs: 200 });
+    assert.deepEqual(await store.windowAcquire("k", 1, 1, 60_000), { allowed: true, used: 1, retryAfterMs: 0 });
+    assert.equal((await store.windowAcquire("k", 1, 1, 60_000)).allowed, false);
+    assert.equal(store.healthy(), false);
+    assert.equal(lines.filter((l) => l.level === 40).length, 1, JSON.stringify(lines));
+  });
+});
