@@ -1,4 +1,4 @@
-import { GatewayError, type ErrorCode } from "../core/errors.js";
+import { GatewayError, UpstreamError, type ErrorCode } from "../core/errors.js";
 
 /**
  * GatewayError → OpenAI-shaped error body and HTTP status, chosen so the
@@ -45,6 +45,9 @@ export function toOpenAIError(err: unknown): OpenAIErrorReply {
     headers["retry-after-ms"] = String(e.retryAfterMs);
     headers["retry-after"] = String(Math.max(1, Math.ceil(e.retryAfterMs / 1000)));
   }
+  // A provider's verdict that another try cannot help (a dead key, an exhausted quota) must not
+  // be retried by the SDK just because it arrives as a 5xx; the SDK honours x-should-retry.
+  if (e.cause instanceof UpstreamError && !e.cause.retryable) headers["x-should-retry"] = "false";
   const body: Record<string, unknown> = {
     error: {
       message: e.message,

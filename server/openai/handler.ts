@@ -72,13 +72,10 @@ export function createOpenAIHandler(gateway: Gateway, options: OpenAIHandlerOpti
           (res as { flushHeaders?: () => void }).flushHeaders?.();
         } else if (e.type === "chunk") {
           const { chunk } = e;
-          let data: string | undefined;
-          if (chunk.openaiJson !== undefined && !chunk.events.some((x) => x.type === "usage")) {
-            data = chunk.openaiJson;
-            encoder!.markRoleSent();
-          } else {
-            data = encoder!.delta(chunk.events);
-          }
+          // Forward OpenAI-format bytes (rebranded) where possible; the usage chunk is rebuilt to carry the cost.
+          const forwarded =
+            chunk.openaiJson !== undefined && !chunk.events.some((x) => x.type === "usage") ? encoder!.forward(chunk.openaiJson) : undefined;
+          const data = forwarded ?? encoder!.delta(chunk.events);
           if (data !== undefined && !(await write(res, `data: ${data}\n\n`))) break;
         } else {
           if (e.error !== undefined) {
@@ -93,7 +90,8 @@ export function createOpenAIHandler(gateway: Gateway, options: OpenAIHandlerOpti
       }
     } finally {
       await events.return(undefined);
-      if (!res.writableEnded && !res.destroyed) res.end();
+      // Before "start" nothing was sent: leave the response to fail(), which answers with the error's status.
+      if (res.headersSent && !res.writableEnded && !res.destroyed) res.end();
     }
   }
 

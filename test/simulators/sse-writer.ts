@@ -42,16 +42,21 @@ export async function writeSse(res: ServerResponse, frames: SseFrame[], fault: F
       options.onClose?.();
     }
   });
+  // Node corks a response's socket until the next tick: destroying it at once would drop the frames
+  // already written, so a "cut after N chunks" would deliver none. Let them reach the socket first.
+  const cut = (): void => {
+    setImmediate(() => res.socket?.destroy());
+  };
   const format = (f: SseFrame): string => `${f.event !== undefined ? `event: ${f.event}\n` : ""}data: ${f.data}${options.separator}`;
   for (let i = 0; i < frames.length; i++) {
     if (i > 0 && fault?.chunkDelayMs !== undefined) await sleep(fault.chunkDelayMs);
     if (res.destroyed || res.writableEnded) return;
     if (fault?.cutAfterChunks === i) {
-      res.socket?.destroy();
+      cut();
       return;
     }
     if (fault?.errorEventAfterChunks === i) {
-      if (options.errorFrame === undefined) res.socket?.destroy();
+      if (options.errorFrame === undefined) cut();
       else res.end(format(options.errorFrame));
       return;
     }
