@@ -1,5 +1,7 @@
 import { pathToFileURL } from "node:url";
 import { ConfigError, inspectConfig, readConfigText } from "./config/load.js";
+import { diffCatalog, formatCatalogDiff } from "./pricing/diff.js";
+import { loadPricingMap, PricingMapError } from "./pricing/litellm.js";
 
 /**
  * The llm-gateway command line, run as `tsx server/cli.ts <command> ...`
@@ -58,6 +60,43 @@ const commands: readonly CliCommand[] = [
         // editors and CI annotate the right file.
         for (const issue of err.issues) io.err(`${err.source}: ${issue}`);
         return exitInvalid;
+      }
+    },
+  },
+  {
+    words: ["pricing", "diff"],
+    args: "<map> [--config file]",
+    summary: "compare the pricing catalog with a LiteLLM-format price map (exit 0 whatever differs)",
+    run(args, io) {
+      let mapPath: string | undefined;
+      let file = io.env.GATEWAY_CONFIG ?? "gateway.yaml";
+      for (let i = 0; i < args.length; i++) {
+        const a = args[i]!;
+        if (a === "--config") {
+          const next = args[++i];
+          if (next === undefined) return usage(io, "--config needs a file");
+          file = next;
+        } else if (a.startsWith("--config=")) file = a.slice("--config=".length);
+        else if (mapPath === undefined) mapPath = a;
+        else return usage(io, `pricing diff takes one map, got "${mapPath}" and "${a}"`);
+      }
+      if (mapPath === undefined) return usage(io, "pricing diff needs the path of a LiteLLM-format map");
+      try {
+        const { config } = inspectConfig(readConfigText(file), io.env, file);
+        const map = loadPricingMap(mapPath);
+        io.out(`catalog ${file}: ${config.models.length} models`);
+        for (const line of formatCatalogDiff(diffCatalog(config, map), map)) io.out(line);
+        return exitOk;
+      } catch (err) {
+        if (err instanceof ConfigError) {
+          for (const issue of err.issues) io.err(`${err.source}: ${issue}`);
+          return exitInvalid;
+        }
+        if (err instanceof PricingMapError) {
+          io.err(err.message);
+          return exitInvalid;
+        }
+        throw err;
       }
     },
   },

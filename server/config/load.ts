@@ -1,9 +1,10 @@
 import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
+import { applyPricingSource } from "../pricing/catalog.js";
 import { isOpenAIFamilyType, openaiPresetFor } from "../providers/openai-presets.js";
 import { interpolateTree, type Env, type InterpolatedTree } from "./interpolate.js";
-import { configSchema, type GatewayConfig, type ProviderType } from "./schema.js";
+import { configSchema, routeTargetIds, type GatewayConfig, type ProviderType } from "./schema.js";
 
 /**
  * Loading gateway.yaml: YAML → environment interpolation → shape validation
@@ -71,7 +72,10 @@ export function inspectConfig(text: string, env: Env, source: string): ConfigIns
   const config = result.data;
   const refIssues = checkReferences(config);
   if (refIssues.length > 0) throw new ConfigError(source, refIssues);
-  return { config, warnings: collectWarnings(config, refs) };
+  // Prices from a LiteLLM-format map, when `pricing.litellm_map` names one (pricing/catalog.ts).
+  const catalog = applyPricingSource(config, source);
+  if (catalog.issues.length > 0) throw new ConfigError(source, catalog.issues);
+  return { config, warnings: [...collectWarnings(config, refs), ...catalog.warnings] };
 }
 
 /**
@@ -351,6 +355,7 @@ function checkReferences(config: GatewayConfig): string[] {
   const models = index(config.models, "models");
   const routes = index(config.routes, "routes");
   index(config.keys, "keys");
+  const teams = index(config.teams, "teams");
   const providerIds = [...providers.keys()];
   const modelIds = [...models.keys()];
   const modelAndRouteIds = [...new Set([...modelIds, ...routes.keys()])];
@@ -368,24 +373,34 @@ function checkReferences(config: GatewayConfig): string[] {
     }
   });
 
+  const checkModel = (id: string, where: string) => {
+    if (models.has(id)) return;
+    issues.push(
+      routes.has(id) ? `${where}: "${id}" is a route; route targets must be model ids` : `${where}: unknown model "${id}" ${known(id, modelIds)}`,
+    );
+  };
   config.routes.forEach((route, i) => {
-    const seen = new Map<string, number>();
-    route.targets.forEach((target, j) => {
-      const isString = typeof target === "string";
-      const id = isString ? target : target.model;
-      const where = isString ? `routes[${i}].targets[${j}]` : `routes[${i}].targets[${j}].model`;
-      if (!models.has(id)) {
-        issues.push(
-          routes.has(id)
-            ? `${where}: "${id}" is a route; route targets must be model ids`
-            : `${where}: unknown model "${id}" ${known(id, modelIds)}`,
-        );
-      }
-      const first = seen.get(id);
-      if (first !== undefined) issues.push(`${where}: "${id}" is listed twice (also targets[${first}])`);
-      else seen.set(id, j);
-    });
+    // A model may appear once per route, across all its tiers: a second listing would never be tried.
+    const seen = new Map<string, string>();
+    const tiers = route.tiers === undefined ? [{ base: `routes[${i}]`, targets: route.targets ?? [] }] : route.tiers.map((t, k) => ({ base: `routes[${i}].tiers[${k}]`, targets: t.targets }));
+    for (const { base, targets } of tiers) {
+      targets.forEach((target, j) => {
+        const isString = typeof target === "string";
+        const id = isString ? target : target.model;
+        const where = isString ? `${base}.targets[${j}]` : `${base}.targets[${j}].model`;
+        checkModel(id, where);
+        const first = seen.get(id);
+        if (first !== undefined) issues.push(`${where}: "${id}" is listed twice (also ${first})`);
+        else seen.set(id, route.tiers === undefined ? `targets[${j}]` : `${base.slice(base.indexOf(".") + 1)}.targets[${j}]`);
+      });
+    }
+    for (const [cls, ids] of Object.entries(route.auto?.classes ?? {})) {
+      ids.forEach((id, j) => checkModel(id, `routes[${i}].auto.classes.${cls}[${j}]`));
+    }
   });
+  for (const [cls, ids] of Object.entries(config.routing.auto?.classes ?? {})) {
+    ids.forEach((id, j) => checkModel(id, `routing.auto.classes.${cls}[${j}]`));
+  }
 
   const hashes = new Map<string, number>();
   config.keys.forEach((key, i) => {
@@ -400,6 +415,9 @@ function checkReferences(config: GatewayConfig): string[] {
         issues.push(`keys[${i}].models[${j}]: unknown model or route "${pattern}" ${known(pattern, modelAndRouteIds)}`);
       }
     });
+    if (key.team !== undefined && config.teams.length > 0 && !teams.has(key.team)) {
+      issues.push(`keys[${i}].team: unknown team "${key.team}" ${known(key.team, [...teams.keys()])}`);
+    }
     const degrade = key.budget?.degrade_to;
     if (degrade !== undefined && !models.has(degrade) && !routes.has(degrade)) {
       issues.push(`keys[${i}].budget.degrade_to: unknown model or route "${degrade}" ${known(degrade, modelAndRouteIds)}`);
@@ -408,6 +426,12 @@ function checkReferences(config: GatewayConfig): string[] {
     if (first !== undefined) {
       issues.push(`keys[${i}].key_sha256: same hash as keys[${first}] ("${config.keys[first]!.id}"); each key needs its own token`);
     } else hashes.set(key.key_sha256, i);
+  });
+  config.teams.forEach((team, i) => {
+    const degrade = team.budget?.degrade_to;
+    if (degrade !== undefined && !models.has(degrade) && !routes.has(degrade)) {
+      issues.push(`teams[${i}].budget.degrade_to: unknown model or route "${degrade}" ${known(degrade, modelAndRouteIds)}`);
+    }
   });
   return issues;
 }
@@ -481,7 +505,7 @@ function collectWarnings(config: GatewayConfig, refs: ReadonlyMap<string, Interp
   });
   const modelProvider = new Map(config.models.map((m) => [m.id, m.provider]));
   for (const route of config.routes) {
-    const usable = route.targets.some((t) => !disabled.has(modelProvider.get(typeof t === "string" ? t : t.model) ?? ""));
+    const usable = routeTargetIds(route).some((id) => !disabled.has(modelProvider.get(id) ?? ""));
     if (!usable) warnings.push(`route "${route.id}" has no usable target: every target's provider is disabled`);
   }
   if (config.keys.length === 0) warnings.push("no gateway keys configured: open dev mode, anyone who can reach the gateway may use it");

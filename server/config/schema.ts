@@ -42,6 +42,35 @@ const simulatedSchema = z.strictObject({
   answer_tokens: positiveInt.default(48),
 });
 
+/** retrySchema is a provider's backoff: jittered exponential, honouring the provider's retry hints. */
+const retrySchema = z.strictObject({
+  /** the first backoff, in ms; each retry doubles it */
+  base_ms: positiveInt.default(1000),
+  /** the longest computed backoff, in ms (a provider's own retry hint is honoured as given) */
+  cap_ms: positiveInt.default(30_000),
+  /** retries of the same deployment within one request, after failing over found no better candidate */
+  max_retries: z.number().int("expected an integer").nonnegative("must be >= 0").default(0),
+});
+
+/**
+ * breakerSchema is a deployment's circuit breaker (per provider + model,
+ * shared by every replica). Writing the block (even `breaker: {}`) turns
+ * breakers on for the provider's models; `routing.breaker` does it for all.
+ */
+const breakerSchema = z.strictObject({
+  /** open after this many upstream-health failures in a row */
+  consecutive_failures: positiveInt.default(5),
+  /** open when failures / requests in window_ms reach this fraction... */
+  failure_rate: z.number().gt(0).lte(1).default(0.5),
+  /** ...and at least this many requests were seen in the window */
+  min_requests: positiveInt.default(20),
+  window_ms: positiveInt.default(60_000),
+  /** open when the observed p95 latency (time to first token for streams) exceeds this for 3 requests in a row */
+  latency_p95_ms: positiveInt.optional(),
+  /** how long an open breaker rejects traffic before admitting one half-open probe */
+  cooldown_ms: positiveInt.default(30_000),
+});
+
 const providerSchema = z.strictObject({
   id,
   type: z.enum(providerTypes),
@@ -55,6 +84,14 @@ const providerSchema = z.strictObject({
   connect_timeout_ms: positiveInt.default(10_000),
   /** the longest silence allowed between two streamed chunks */
   idle_timeout_ms: positiveInt.default(120_000),
+  /** the longest wait for a stream's first token (default: timeout_ms) */
+  first_token_timeout_ms: positiveInt.optional(),
+  /** the longest one attempt may take in all, streams included (default: unbounded but for the request's deadline) */
+  total_timeout_ms: positiveInt.optional(),
+  retry: retrySchema.optional(),
+  breaker: breakerSchema.optional(),
+  /** how long a provider that reported quota_exhausted is left out of routing (unless it gave a retry hint) */
+  quota_cooldown_ms: positiveInt.optional(),
   /** the most pooled upstream connections per origin */
   max_connections: positiveInt.default(256),
   simulated: simulatedSchema.optional(),
@@ -96,6 +133,8 @@ const modelSchema = z.strictObject({
   max_output_tokens: positiveInt,
   capabilities: z.array(z.enum(capabilityNames)).default([]),
   pricing: pricingSchema.optional(),
+  /** this deployment's own rpm/tpm, enforced besides its provider's */
+  limits: limitsSchema.optional(),
 });
 
 const routeTargetSchema = z.union([
@@ -103,10 +142,73 @@ const routeTargetSchema = z.union([
   z.strictObject({ model: id, weight: z.number().positive("must be > 0").default(1) }),
 ]);
 
-const routeSchema = z.strictObject({
-  id,
-  strategy: z.enum(["fallback", "weighted", "cheapest", "fastest", "auto"]).default("fallback"),
-  targets: z.array(routeTargetSchema).min(1, "a route needs at least one target"),
+/** routeStrategies are how a tier orders its targets. */
+export const routeStrategies = ["fallback", "weighted", "cheapest", "fastest", "auto"] as const;
+
+/** taskClasses are the kinds of request the `auto` strategy tells apart (router/classify.ts). */
+export const taskClasses = ["code", "math", "long_document", "translation", "extraction", "chat"] as const;
+
+const strategySchema = z.enum(routeStrategies);
+
+const tierSchema = z.strictObject({
+  strategy: strategySchema.default("fallback"),
+  targets: z.array(routeTargetSchema).min(1, "a tier needs at least one target"),
+});
+
+/** autoTableSchema maps each task class to model ids ranked best first. */
+const autoTableSchema = z.strictObject({
+  classes: z.partialRecord(z.enum(taskClasses), z.array(id).min(1, "a class needs at least one model")),
+});
+
+const hedgeSchema = z.strictObject({
+  /** start the next candidate when the running one has no first token after this many ms, or after its observed p95 */
+  after_ms: z.union([positiveInt, z.literal("p95")]),
+  /** the most extra attempts started as hedges */
+  max: positiveInt.default(1),
+  /** the threshold used for "p95" until enough latencies were observed */
+  p95_fallback_ms: positiveInt.default(2000),
+});
+
+const routeRetrySchema = z.strictObject({
+  /** attempts on one deployment within a request (default: its provider's retry.max_retries + 1) */
+  max_attempts_per_target: positiveInt.optional(),
+  /** the longest single backoff wait an interactive request accepts (default: routing.max_retry_wait_ms) */
+  max_wait_ms: positiveInt.optional(),
+});
+
+const routeSchema = z
+  .strictObject({
+    id,
+    /** the strategy of the one tier written as `targets` */
+    strategy: strategySchema.default("fallback"),
+    targets: z.array(routeTargetSchema).min(1, "a route needs at least one target").optional(),
+    /** an ordered list of tiers; failover walks the rest of a tier, then the next tier */
+    tiers: z.array(tierSchema).min(1, "a route needs at least one tier").optional(),
+    hedge: hedgeSchema.optional(),
+    retry: routeRetrySchema.optional(),
+    /** this route's own `auto` table (default: routing.auto) */
+    auto: autoTableSchema.optional(),
+  })
+  .superRefine((route, ctx) => {
+    if (route.targets === undefined && route.tiers === undefined) {
+      ctx.addIssue({ code: "custom", path: ["targets"], message: "required: a route needs `targets` (one tier) or `tiers`" });
+    } else if (route.targets !== undefined && route.tiers !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["tiers"], message: "give either `targets` (one tier) or `tiers`, not both" });
+    }
+  });
+
+/** routingSchema holds the router's defaults. */
+const routingSchema = z.strictObject({
+  /** the default `auto` table: task class → model ids, best first */
+  auto: autoTableSchema.optional(),
+  /** the longest single backoff wait an interactive request accepts; longer hints fail over or fail at once */
+  max_retry_wait_ms: positiveInt.default(10_000),
+  /** the longest a batch-priority request waits for rate-limit capacity (its deadline bounds it too) */
+  batch_max_wait_ms: positiveInt.default(120_000),
+  /** the half-life of the latency statistics the `fastest` strategy reads */
+  latency_half_life_ms: positiveInt.default(300_000),
+  /** the circuit breaker of every provider without its own `breaker` block; unset: only those blocks enable breakers */
+  breaker: breakerSchema.optional(),
 });
 
 const budgetSchema = z.strictObject({
@@ -115,6 +217,23 @@ const budgetSchema = z.strictObject({
   /** fraction of the budget after which requests degrade to degrade_to */
   soft_limit: z.number().gt(0).lte(1).optional(),
   degrade_to: id.optional(),
+});
+
+/** teamSchema is a group of keys sharing one budget and one set of limits (keys name it in `team`). */
+const teamSchema = z.strictObject({
+  id,
+  limits: limitsSchema.optional(),
+  budget: budgetSchema.optional(),
+});
+
+/** pricingSourceSchema points the catalog at a LiteLLM-format price map. */
+const pricingSourceSchema = z.strictObject({
+  /** path of a model_prices_and_context_window.json-format map, relative to this file */
+  litellm_map: z.string().min(1, "must not be empty"),
+  /** config: the map prices only models without a `pricing` block; map: the map wins wherever it lists the model */
+  prefer: z.enum(["config", "map"]).default("config"),
+  /** when the map was last refreshed (YYYY-MM-DD); map prices carry it as `checked` (default: the file's date) */
+  checked: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "expected a date YYYY-MM-DD").optional(),
 });
 
 const keySchema = z.strictObject({
@@ -146,6 +265,8 @@ const stateSchema = z.discriminatedUnion("backend", [
     url: z.string().regex(/^rediss?:\/\//, "expected a redis:// or rediss:// URL"),
     /** prefix of every key, so several gateways can share one Redis */
     key_prefix: z.string().default("llmgw"),
+    /** how long one Redis command may take before the call is served from local state */
+    command_timeout_ms: positiveInt.optional(),
   }),
 ]);
 
@@ -156,7 +277,10 @@ export const configSchema = z.strictObject({
   providers: z.array(providerSchema).default([]),
   models: z.array(modelSchema).default([]),
   routes: z.array(routeSchema).default([]),
+  routing: routingSchema.default(routingSchema.parse({})),
   keys: z.array(keySchema).default([]),
+  teams: z.array(teamSchema).default([]),
+  pricing: pricingSourceSchema.optional(),
 });
 
 /** GatewayConfig is a validated gateway.yaml. */
@@ -171,5 +295,41 @@ export type RouteConfig = GatewayConfig["routes"][number];
 export type KeyConfig = GatewayConfig["keys"][number];
 /** PricingConfig is a model's price in USD per million tokens. */
 export type PricingConfig = NonNullable<ModelConfig["pricing"]>;
+/** TeamConfig is one entry of `teams`. */
+export type TeamConfig = GatewayConfig["teams"][number];
+/** BudgetConfig is a key's or team's budget. */
+export type BudgetConfig = z.infer<typeof budgetSchema>;
+/** RoutingConfig is the router's defaults (`routing`). */
+export type RoutingConfig = GatewayConfig["routing"];
+/** RouteTargetConfig is one target of a route or tier: a model id, or a model with a weight. */
+export type RouteTargetConfig = z.infer<typeof routeTargetSchema>;
+/** RouteStrategy is how a tier orders its targets. */
+export type RouteStrategy = (typeof routeStrategies)[number];
+/** TaskClass is a kind of request the `auto` strategy tells apart. */
+export type TaskClass = (typeof taskClasses)[number];
+/** AutoTableConfig maps task classes to ranked model ids. */
+export type AutoTableConfig = z.infer<typeof autoTableSchema>;
+/** RetryConfig is a provider's backoff. */
+export type RetryConfig = z.infer<typeof retrySchema>;
+/** BreakerConfig is a provider's circuit-breaker thresholds. */
+export type BreakerConfig = z.infer<typeof breakerSchema>;
 /** LimitsConfig is an rpm/tpm pair. */
 export type LimitsConfig = z.infer<typeof limitsSchema>;
+
+/** RouteTierConfig is one tier of a route, normalized: a strategy and its targets. */
+export interface RouteTierConfig {
+  strategy: RouteStrategy;
+  targets: RouteTargetConfig[];
+}
+
+/** routeTiers normalizes a route to its tiers: `targets` is one tier with the route's strategy. */
+export function routeTiers(route: RouteConfig): RouteTierConfig[] {
+  return route.tiers ?? [{ strategy: route.strategy, targets: route.targets ?? [] }];
+}
+
+/** routeTargetIds lists a route's model ids, tier by tier, each once. */
+export function routeTargetIds(route: RouteConfig): string[] {
+  const ids = new Set<string>();
+  for (const tier of routeTiers(route)) for (const t of tier.targets) ids.add(typeof t === "string" ? t : t.model);
+  return [...ids];
+}

@@ -1,8 +1,10 @@
 import type { Logger } from "pino";
 import type { Caller } from "../auth/keys.js";
-import { computeCost, type CostBreakdown } from "../pricing/cost.js";
-import { executeComplete, executeStream, type StreamOutcome } from "../router/execute.js";
-import { resolveRoute } from "../router/resolve.js";
+import { createAdmissionControl, type Admission, type DegradeInfo } from "../budgets/admission.js";
+import type { SpendReport } from "../budgets/spend.js";
+import { addCost, computeCost, costOptionsFor, type CostBreakdown } from "../pricing/cost.js";
+import { estimateCandidates, type CandidateEstimate } from "../router/estimate.js";
+import { executeComplete, executeStream, type ExecOptions, type ExtraUsage, type StreamOutcome } from "../router/execute.js";
 import type { ChatRequest, ChatResult, FinishReason, StreamChunk, Usage } from "./chat.js";
 import { GatewayError, type UpstreamError } from "./errors.js";
 import { newId } from "./ids.js";
@@ -26,6 +28,8 @@ export interface RequestContext {
   signal: AbortSignal;
   /** startedAt is performance.now() when the request arrived. */
   startedAt: number;
+  /** deadlineAt is performance.now() when the caller's own deadline (an RPC deadline) passes, if it set one. */
+  deadlineAt?: number;
 }
 
 /** CompleteOutcome is a whole answer, priced and traced. */
@@ -35,11 +39,15 @@ export interface CompleteOutcome {
   deployment: Deployment;
   trace: RouteTraceRecord;
   cost: CostBreakdown;
+  /** degraded is set when a budget's soft limit re-routed the request. */
+  degraded?: DegradeInfo;
+  /** budgetRemainingNano is the least budget left across the caller's budgets, as of this request; unset without budgets. */
+  budgetRemainingNano?: bigint;
 }
 
 /** GatewayStreamEvent is what a streamed request yields to an edge. */
 export type GatewayStreamEvent =
-  | { type: "start"; id: string; deployment: Deployment; attempts: number }
+  | { type: "start"; id: string; deployment: Deployment; attempts: number; degraded?: DegradeInfo; budgetRemainingNano?: bigint }
   | { type: "chunk"; chunk: StreamChunk }
   | {
       type: "end";
@@ -63,6 +71,16 @@ export interface Gateway {
   complete(request: ChatRequest, ctx: RequestContext): Promise<CompleteOutcome>;
   /** stream answers a request as a stream; the first next() rejects if nothing could start. */
   stream(request: ChatRequest, ctx: RequestContext): AsyncGenerator<GatewayStreamEvent>;
+  /** estimate prices a request on every candidate (EstimateCost), marking those the caller's budget cannot afford. */
+  estimate(request: ChatRequest, caller: Caller): Promise<CandidateEstimate[]>;
+  /** spend reports the caller's and its team's budgets and limit usage. */
+  spend(caller: Caller): Promise<SpendReport>;
+}
+
+/** GatewayOptions are the core's optional settings. */
+export interface GatewayOptions {
+  /** now is the clock budget periods follow (default Date.now); tests inject one. */
+  now?: () => number;
 }
 
 /** withBudget bounds a request's signal by its latency budget, if it has one. */
@@ -71,9 +89,22 @@ function withBudget(signal: AbortSignal, request: ChatRequest): AbortSignal {
   return budget === undefined ? signal : AbortSignal.any([signal, AbortSignal.timeout(budget)]);
 }
 
+/**
+ * priceAttempts prices the answer plus what other attempts consumed (a
+ * hedge that lost still used its provider's tokens).
+ */
+function priceAttempts(usage: Usage, deployment: Deployment, extra: readonly ExtraUsage[], request: ChatRequest): CostBreakdown {
+  const options = costOptionsFor(request);
+  let cost = computeCost(usage, deployment.price, options);
+  for (const x of extra) cost = addCost(cost, computeCost(x.usage, x.deployment.price, options));
+  return cost;
+}
+
 /** createGateway builds the core around an initial runtime; metrics, when given, get one observation per request. */
-export function createGateway(initial: Runtime, logger: Logger, metrics?: GatewayMetrics): Gateway {
+export function createGateway(initial: Runtime, logger: Logger, metrics?: GatewayMetrics, options: GatewayOptions = {}): Gateway {
   let current = initial;
+  // Budgets and per-key limits: checked and reserved before routing, settled after (budgets/admission.ts).
+  const admission = createAdmissionControl({ now: options.now, logger });
 
   function logRequest(
     ctx: RequestContext,
@@ -87,6 +118,7 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
       ttftMs?: number;
       error?: string;
       stream: boolean;
+      degraded?: DegradeInfo;
     },
   ): void {
     const u = fields.usage;
@@ -127,10 +159,20 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
         cachedInputTokens: u?.cachedInputTokens,
         reasoningTokens: u?.reasoningTokens,
         costNanoUsd: fields.cost?.total.toString(),
+        degradedTo: fields.degraded?.to,
         error: fields.error,
       },
       "request",
     );
+  }
+
+  const onStateError = (err: unknown) => logger.warn({ err }, "state store bookkeeping failed (routing continues)");
+
+  /** execOptions tells the executor the request's start and its deadline: the latency budget or the caller's, whichever is first. */
+  function execOptions(ctx: RequestContext, request: ChatRequest): ExecOptions {
+    const budget = request.routing.latencyBudgetMs;
+    const deadlineAt = Math.min(ctx.deadlineAt ?? Infinity, budget === undefined ? Infinity : ctx.startedAt + budget);
+    return { startedAt: ctx.startedAt, deadlineAt, onStateError };
   }
 
   function errorStatus(err: unknown): string {
@@ -152,13 +194,21 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
       const rt = current;
       const release = rt.acquire();
       const signal = withBudget(ctx.signal, request);
+      let admitted: Admission | undefined;
       try {
-        const plan = resolveRoute(rt, request, ctx.caller);
-        const { result, deployment, trace } = await executeComplete(plan, request, signal);
-        const cost = computeCost(result.usage, deployment.price, { batch: request.routing.priority === "batch" });
-        logRequest(ctx, request, { status: "ok", deployment, trace, usage: result.usage, cost, stream: false });
-        return { id: newId(), result, deployment, trace, cost };
+        admitted = await admission.admit(rt, request, ctx.caller);
+        const { plan, degraded } = admitted;
+        const { result, deployment, trace, extraUsage } = await executeComplete(plan, admitted.request, signal, execOptions(ctx, request));
+        const cost = priceAttempts(result.usage, deployment, extraUsage, request);
+        await admitted.settle(cost.total, result.usage);
+        logRequest(ctx, request, { status: "ok", deployment, trace, usage: result.usage, cost, stream: false, degraded });
+        const out: CompleteOutcome = { id: newId(), result, deployment, trace, cost };
+        if (degraded !== undefined) out.degraded = degraded;
+        if (admitted.budgetRemainingNano !== undefined) out.budgetRemainingNano = remainingAfter(admitted, cost.total);
+        return out;
       } catch (err) {
+        // No answer: nothing was billed (execute reports no usage for failed whole requests).
+        await admitted?.settle(0n, undefined);
         logRequest(ctx, request, {
           status: errorStatus(err),
           trace: (err as GatewayError).trace as RouteTraceRecord | undefined,
@@ -176,11 +226,17 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
       const release = rt.acquire();
       const signal = withBudget(ctx.signal, request);
       let logged = false;
+      let admitted: Admission | undefined;
+      let settling: Promise<void> | undefined;
       try {
-        const plan = resolveRoute(rt, request, ctx.caller);
+        admitted = await admission.admit(rt, request, ctx.caller);
+        const { plan, degraded } = admitted;
+        const held = admitted;
         const id = newId();
+        // Called once: at the end, or when the caller abandons the stream (partial usage is still billed).
         const settle = (o: StreamOutcome): CostBreakdown => {
-          const cost = computeCost(o.usage, o.deployment.price, { batch: request.routing.priority === "batch" });
+          const cost = priceAttempts(o.usage, o.deployment, o.extraUsage, request);
+          settling = held.settle(cost.total, o.usage);
           logRequest(ctx, request, {
             status: o.error === undefined ? "ok" : o.error.errorClass === "cancelled" ? "canceled" : `upstream_${o.error.errorClass}`,
             deployment: o.deployment,
@@ -190,18 +246,23 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
             ttftMs: o.timeToFirstTokenMs,
             error: o.error?.message,
             stream: true,
+            degraded,
           });
           logged = true;
           return cost;
         };
-        for await (const e of executeStream(plan, request, signal, ctx.startedAt, settle)) {
+        for await (const e of executeStream(plan, held.request, signal, ctx.startedAt, settle, execOptions(ctx, request))) {
           if (e.type === "start") {
-            yield { type: "start", id, deployment: e.deployment, attempts: e.attempts };
+            const start: GatewayStreamEvent = { type: "start", id, deployment: e.deployment, attempts: e.attempts };
+            if (degraded !== undefined) start.degraded = degraded;
+            if (held.budgetRemainingNano !== undefined) start.budgetRemainingNano = held.budgetRemainingNano;
+            yield start;
           } else if (e.type === "chunk") {
             yield e;
           } else {
             const o = e.outcome;
             const cost = settle(o);
+            await settling;
             yield { type: "end", finishReason: o.finishReason, usage: o.usage, cost, trace: o.trace, error: o.error };
           }
         }
@@ -216,8 +277,24 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
         throw err;
       } finally {
         if (!logged) logRequest(ctx, request, { status: "canceled", stream: true });
+        // Settled by now unless nothing started (refused, failed or cancelled before the first chunk): release the hold.
+        await (settling ?? admitted?.settle(0n, undefined));
         release();
       }
     },
+
+    async estimate(request, caller) {
+      const rt = current;
+      const budgets = await admission.budgets(rt, caller);
+      return estimateCandidates(rt, request, caller, { budgets });
+    },
+
+    spend: (caller) => admission.spend(current, caller),
   };
+}
+
+/** remainingAfter is the budget left once this request's hold is replaced by its actual cost. */
+function remainingAfter(admitted: Admission, costNano: bigint): bigint {
+  const left = admitted.budgetRemainingNano! + admitted.reservedNano - costNano;
+  return left > 0n ? left : 0n;
 }

@@ -3,6 +3,8 @@ import type { Gateway, RequestContext } from "../core/gateway.js";
 import { requestIdFrom } from "../core/ids.js";
 import { callerSignal, header, parseJsonBody, readBody, sendJson, write, type HttpRequest, type HttpResponse } from "../http/io.js";
 import { nanoToUsdString } from "../pricing/cost.js";
+import { budgetHeaders } from "../budgets/spend.js";
+import { serveCostEstimate, serveSpend } from "./cost.js";
 import { toOpenAIError } from "./errors.js";
 import { listModels } from "./models.js";
 import { parseChatRequest } from "./request.js";
@@ -50,6 +52,7 @@ export function createOpenAIHandler(gateway: Gateway, options: OpenAIHandlerOpti
         "x-gateway-model": out.deployment.id,
         "x-gateway-attempts": String(out.trace.attempts.length),
         "x-gateway-cost-usd": nanoToUsdString(out.cost.total),
+        ...budgetHeaders(out),
       });
       return;
     }
@@ -67,6 +70,7 @@ export function createOpenAIHandler(gateway: Gateway, options: OpenAIHandlerOpti
             "x-gateway-provider": e.deployment.provider.id,
             "x-gateway-model": e.deployment.id,
             "x-gateway-attempts": String(e.attempts),
+            ...budgetHeaders(e),
           });
           // Send headers now: the caller learns which deployment answers before the first token.
           (res as { flushHeaders?: () => void }).flushHeaders?.();
@@ -118,6 +122,17 @@ export function createOpenAIHandler(gateway: Gateway, options: OpenAIHandlerOpti
         return true;
       }
       chatCompletions(req, res, requestId, startedAt).catch((err: unknown) => fail(res, requestId, err));
+      return true;
+    }
+    if (pathname === "/v1/cost/estimate" || pathname === "/v1/spend") {
+      const requestId = requestIdFrom(req.headers["x-request-id"]);
+      const method = pathname === "/v1/spend" ? "GET" : "POST";
+      if (req.method !== method) {
+        sendJson(res, 405, JSON.stringify({ error: { message: `use ${method}`, type: "invalid_request_error", param: null, code: "method_not_allowed" } }), { allow: method });
+        return true;
+      }
+      const served = method === "GET" ? serveSpend(gateway, req, res, requestId) : serveCostEstimate(gateway, req, res, requestId, options.maxBodyBytes);
+      served.catch((err: unknown) => fail(res, requestId, err));
       return true;
     }
     if (pathname === "/v1/models" || pathname.startsWith("/v1/models/")) {

@@ -1,5 +1,6 @@
-import type { Usage } from "../core/chat.js";
+import type { ChatRequest, Usage } from "../core/chat.js";
 import type { PricingConfig } from "../config/schema.js";
+import { decimalToScaled } from "./decimal.js";
 
 /**
  * Exact cost arithmetic. Prices are kept as integer nano-USD per million
@@ -39,10 +40,14 @@ export interface CostBreakdown {
 
 const MILLION = 1_000_000n;
 
-/** usdToNano converts a USD amount (as written in config) to integer nano-USD. */
-export function usdToNano(usd: number): bigint {
-  // Math.round on the scaled value absorbs binary-fraction noise (0.075 * 1e9 = 75000000.00000001).
-  return BigInt(Math.round(usd * 1e9));
+/**
+ * usdToNano converts a USD amount (as written in config) to integer
+ * nano-USD, exactly: the number's decimal text is scaled with integer
+ * arithmetic (0.075 * 1e9 in floats is 75000000.00000001), and anything
+ * below a nano-dollar is rounded half up.
+ */
+export function usdToNano(usd: number | string): bigint {
+  return decimalToScaled(usd, 9).value;
 }
 
 /** nanoToUsdString renders nano-USD as a decimal USD string with 9 places, e.g. "0.000012500". */
@@ -72,7 +77,7 @@ export function compilePrice(pricing: PricingConfig | undefined): Price {
     tiers: (pricing.tiers ?? [])
       .map((t) => ({ aboveInputTokens: t.above_input_tokens, rates: rates(t) }))
       .sort((a, b) => a.aboveInputTokens - b.aboveInputTokens),
-    batchMultiplierPpm: BigInt(Math.round((pricing.batch_multiplier ?? 1) * 1e6)),
+    batchMultiplierPpm: decimalToScaled(pricing.batch_multiplier ?? 1, 6).value,
     requestFee: usdToNano(pricing.request_fee ?? 0),
   };
 }
@@ -98,6 +103,15 @@ function charge(tokens: number, perMillion: bigint, multiplierPpm: bigint): bigi
 export interface CostOptions {
   /** batch applies the model's batch discount. */
   batch?: boolean;
+}
+
+/**
+ * costOptionsFor is how a request is billed: batch priority gets the batch
+ * price. Estimates, reservations and bills all take their options from
+ * here, so they cannot disagree about a discount.
+ */
+export function costOptionsFor(request: Pick<ChatRequest, "routing">): CostOptions {
+  return { batch: request.routing.priority === "batch" };
 }
 
 /**

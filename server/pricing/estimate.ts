@@ -1,36 +1,148 @@
-import type { ChatRequest } from "../core/chat.js";
+import type { ChatRequest, ImagePart } from "../core/chat.js";
+import { familyProfiles, type TokenizerFamily } from "./families.js";
+import { imageSize, imageTokens, type ImageSize } from "./images.js";
+import { approxTokensFromFeatures, exactTextTokens, textFeatures, type Encoding, type TextFeatures } from "./text-tokens.js";
 
 /**
- * A quick prompt-size estimate for routing and cost estimates before a
- * call. It is deliberately cheap (no tokenizer on the hot path here): about
- * four characters per token for Latin text and one token per CJK character,
- * plus per-message and per-tool overhead. The cost issue replaces it with a
- * real tokenizer for OpenAI families and calibrated estimates for others.
+ * Prompt-size estimates before a call. A request is measured once
+ * (measurePrompt: its text by script, messages, tools, images) and then
+ * priced per candidate (promptTokensFor), since each provider counts with
+ * its own tokenizer (families.ts).
+ *
+ * Two speeds:
+ * - the request hot path (routing, budget reservations, TPM limits) uses the
+ *   one-pass approximate count (text-tokens.ts: about 5 µs per KB, within
+ *   a few percent of o200k on the calibration corpus);
+ * - EstimateCost, and a request whose estimate comes within
+ *   EXACT_WINDOW_MARGIN of a candidate's context window, count the text with
+ *   the real o200k/cl100k tokenizer (about 50-90 µs per KB; its tables load in ~150 ms on first use), exact for
+ *   OpenAI models and the best base for the others.
+ *
+ * estimatePromptTokens is the router's single number (o200k framing): the
+ * gateway may record a more exact figure for a request with
+ * notePromptTokens before routing it, and the router then uses that.
  */
 
-const MESSAGE_OVERHEAD = 4;
-const IMAGE_TOKENS = 765;
-
-function textTokens(text: string): number {
-  let cjk = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if ((c >= 0x3040 && c <= 0x30ff) || (c >= 0x3400 && c <= 0x9fff) || (c >= 0xac00 && c <= 0xd7af)) cjk++;
-  }
-  return cjk + Math.ceil((text.length - cjk) / 4);
+/** ScriptTokens are o200k-unit token counts by script. */
+export interface ScriptTokens {
+  latin: number;
+  cjk: number;
+  hangul: number;
 }
 
-/** estimatePromptTokens estimates the input tokens of a request. */
-export function estimatePromptTokens(request: ChatRequest): number {
-  let tokens = 3;
+/** PromptMeasure is a request's prompt, measured once, priceable for any family. */
+export interface PromptMeasure {
+  /** messages is the number of messages. */
+  messages: number;
+  /** names is the number of messages that carry a name. */
+  names: number;
+  /** tools is the number of tool definitions. */
+  tools: number;
+  /** approx is the approximate o200k count of all text, by script. */
+  approx: ScriptTokens;
+  /** exact holds exact text counts per encoding, for the encodings that were measured. */
+  exact: Partial<Record<Encoding, number>>;
+  /** images lists each image's size (undefined when unknown) and detail. */
+  images: Array<{ size?: ImageSize; detail: ImagePart["detail"] }>;
+}
+
+/** MeasureOptions choose how exactly to measure. */
+export interface MeasureOptions {
+  /** exact lists the OpenAI encodings to count the text with exactly. */
+  exact?: readonly Encoding[];
+}
+
+function scriptTokens(f: TextFeatures): ScriptTokens {
+  const cjk = f.cjk * approxTokensFromFeatures({ ...zeroFeatures, cjk: 1 });
+  const hangul = f.hangul * approxTokensFromFeatures({ ...zeroFeatures, hangul: 1 });
+  return { latin: approxTokensFromFeatures(f) - cjk - hangul, cjk, hangul };
+}
+
+const zeroFeatures: TextFeatures = { words: 0, letters: 0, digitGroups: 0, punctuation: 0, newlines: 0, indent: 0, cjk: 0, hangul: 0, otherLetters: 0, astral: 0 };
+
+/** promptTexts lists every piece of text a provider would tokenize for the prompt. */
+function promptTexts(request: ChatRequest, each: (text: string) => void): void {
   for (const m of request.messages) {
-    tokens += MESSAGE_OVERHEAD;
-    for (const part of m.content) tokens += part.type === "text" ? textTokens(part.text) : IMAGE_TOKENS;
-    for (const call of m.toolCalls ?? []) tokens += textTokens(call.name) + textTokens(call.arguments) + 3;
+    for (const part of m.content) if (part.type === "text") each(part.text);
+    if (m.name !== undefined) each(m.name);
+    for (const call of m.toolCalls ?? []) {
+      each(call.name);
+      each(call.arguments);
+    }
   }
   for (const tool of request.tools ?? []) {
-    tokens += 8 + textTokens(tool.name) + textTokens(tool.description ?? "");
-    if (tool.parameters !== undefined) tokens += textTokens(JSON.stringify(tool.parameters));
+    each(tool.name);
+    if (tool.description !== undefined) each(tool.description);
+    if (tool.parameters !== undefined) each(JSON.stringify(tool.parameters));
   }
-  return tokens;
+  // A JSON schema for structured output is sent to the model too.
+  if (request.responseFormat?.schema !== undefined) each(JSON.stringify(request.responseFormat.schema));
+}
+
+/** measurePrompt measures a request's prompt: approximately always, exactly for the encodings asked for. */
+export function measurePrompt(request: ChatRequest, options: MeasureOptions = {}): PromptMeasure {
+  const total: TextFeatures = { ...zeroFeatures };
+  const exact: Partial<Record<Encoding, number>> = {};
+  const encodings = options.exact ?? [];
+  for (const e of encodings) exact[e] = 0;
+  promptTexts(request, (text) => {
+    const f = textFeatures(text);
+    for (const k of Object.keys(total) as Array<keyof TextFeatures>) total[k] += f[k];
+    for (const e of encodings) exact[e]! += exactTextTokens(text, e);
+  });
+  const images: PromptMeasure["images"] = [];
+  let names = 0;
+  for (const m of request.messages) {
+    if (m.name !== undefined) names++;
+    for (const part of m.content) if (part.type === "image") images.push({ size: imageSize(part), detail: part.detail });
+  }
+  return { messages: request.messages.length, names, tools: request.tools?.length ?? 0, approx: scriptTokens(total), exact, images };
+}
+
+/**
+ * promptTokensFor prices a measured prompt for one tokenizer family; model
+ * is the provider's model name (some image formulas depend on it).
+ */
+export function promptTokensFor(measure: PromptMeasure, family: TokenizerFamily, model = ""): number {
+  const p = familyProfiles[family];
+  const a = measure.approx;
+  const approxTotal = a.latin + a.cjk + a.hangul;
+  let text: number;
+  const own = p.encoding === undefined || family === "simulated" ? undefined : measure.exact[p.encoding];
+  if (own !== undefined) {
+    text = own;
+  } else {
+    const f = p.factors;
+    const weighted = a.latin * f.latin + a.cjk * f.cjk + a.hangul * f.hangul;
+    const o200k = family === "simulated" ? undefined : measure.exact.o200k_base;
+    // With an exact o200k count, apply the family's factors in the proportions the approximation saw.
+    text = o200k !== undefined && approxTotal > 0 ? (o200k * weighted) / approxTotal : weighted;
+  }
+  let tokens = text + measure.messages * p.perMessage + measure.names * p.perName + p.primer;
+  if (measure.tools > 0) tokens += p.toolsPreamble + measure.tools * p.perTool;
+  for (const image of measure.images) tokens += imageTokens(image.size, image.detail, family, model);
+  return Math.ceil(tokens);
+}
+
+/** EXACT_WINDOW_MARGIN: an approximate estimate within this fraction of a window is re-counted exactly. */
+export const EXACT_WINDOW_MARGIN = 0.15;
+
+const noted = new WeakMap<ChatRequest, number>();
+
+/**
+ * notePromptTokens records a more exact prompt size for a request (the
+ * gateway does so before routing a request that comes close to a window);
+ * estimatePromptTokens returns it for that request object.
+ */
+export function notePromptTokens(request: ChatRequest, tokens: number): void {
+  noted.set(request, tokens);
+}
+
+/**
+ * estimatePromptTokens is the router's prompt size: the noted exact figure
+ * if the gateway measured one, else the fast approximation with o200k
+ * framing. The simulated provider also reports it as its usage.
+ */
+export function estimatePromptTokens(request: ChatRequest): number {
+  return noted.get(request) ?? promptTokensFor(measurePrompt(request), "simulated");
 }

@@ -2,9 +2,12 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BreakerState, CompleteResponseSchema, GatewayService, type StreamCompleteResponse, StreamCompleteResponseSchema } from "../../gen/llmgateway/v1/gateway_service_pb.js";
+import { routeTargetIds, routeTiers } from "../config/schema.js";
 import { type Gateway, type RequestContext } from "../core/gateway.js";
 import { requestIdFrom } from "../core/ids.js";
-import { estimateCandidates } from "../router/estimate.js";
+import { readBreakerStates } from "../resilience/breaker.js";
+import { routingState } from "../router/resolve.js";
+import { budgetHeaders, remainingOf } from "../budgets/spend.js";
 import { capabilityToProto, chatRequestFromProto, costToProto, errorClassToProto, finishReasonToProto, traceToProto, usageToProto } from "./convert.js";
 import { toConnectError } from "./errors.js";
 import type { Logger } from "pino";
@@ -19,7 +22,9 @@ function context(gateway: Gateway, ctx: HandlerContext): RequestContext {
   const requestId = requestIdFrom(ctx.requestHeader.get("x-request-id") ?? undefined);
   ctx.responseHeader.set("x-request-id", requestId);
   const caller = gateway.authenticate(ctx.requestHeader.get("authorization") ?? undefined);
-  return { requestId, edge: "rpc", caller, signal: ctx.signal, startedAt: performance.now() };
+  const startedAt = performance.now();
+  const timeoutMs = ctx.timeoutMs();
+  return { requestId, edge: "rpc", caller, signal: ctx.signal, startedAt, deadlineAt: timeoutMs === undefined ? undefined : startedAt + timeoutMs };
 }
 
 /** registerGatewayService adds GatewayService to a Connect router. */
@@ -42,6 +47,7 @@ export function registerGatewayService(router: ConnectRouter, gateway: Gateway, 
         const { output } = out.result;
         hctx.responseHeader.set("x-gateway-provider", out.deployment.provider.id);
         hctx.responseHeader.set("x-gateway-model", out.deployment.id);
+        for (const [k, v] of Object.entries(budgetHeaders(out))) hctx.responseHeader.set(k, v);
         return create(CompleteResponseSchema, {
           id: out.id,
           message: { text: output.text, toolCalls: output.toolCalls, reasoning: output.reasoning, refusal: output.refusal },
@@ -101,7 +107,7 @@ export function registerGatewayService(router: ConnectRouter, gateway: Gateway, 
       guard(async () => {
         const ctx = context(gateway, hctx);
         const request = chatRequestFromProto({ ...req, toolChoice: undefined, parallelToolCalls: undefined, metadata: undefined });
-        const estimates = estimateCandidates(gateway.runtime(), request, ctx.caller);
+        const estimates = await gateway.estimate(request, ctx.caller);
         return {
           estimates: estimates.map((e) => ({
             model: e.model,
@@ -121,9 +127,13 @@ export function registerGatewayService(router: ConnectRouter, gateway: Gateway, 
       guard(async () => {
         const ctx = context(gateway, hctx);
         const rt = gateway.runtime();
-        const models = [...rt.deployments.values()]
-          .filter((d) => ctx.caller.mayUse(d.id) && (req.provider === "" || d.provider.id === req.provider))
-          .map((d) => ({
+        const shown = [...rt.deployments.values()].filter((d) => ctx.caller.mayUse(d.id) && (req.provider === "" || d.provider.id === req.provider));
+        const breakers = await readBreakerStates(routingState(rt), shown, rt.config.routing);
+        // The caller's budget rides along as metadata: ListModelsResponse has no field for it.
+        for (const [k, v] of Object.entries(budgetHeaders({ budgetRemainingNano: remainingOf(await gateway.spend(ctx.caller)) }))) hctx.responseHeader.set(k, v);
+        const models = shown.map((d) => {
+          const breaker = breakers.get(d.id) ?? "closed";
+          return {
             id: d.id,
             provider: d.provider.id,
             contextWindow: d.model.context_window,
@@ -135,13 +145,13 @@ export function registerGatewayService(router: ConnectRouter, gateway: Gateway, 
               cachedInputNanoUsdPerMtok: d.price.base.cachedInput,
               cacheWriteNanoUsdPerMtok: d.price.base.cacheWrite,
             },
-            available: d.enabled,
-            // Circuit breakers arrive with the routing work; until then no state is known.
-            breaker: BreakerState.UNSPECIFIED,
-          }));
+            available: d.enabled && breaker !== "open",
+            breaker: breaker === "open" ? BreakerState.OPEN : breaker === "half_open" ? BreakerState.HALF_OPEN : BreakerState.CLOSED,
+          };
+        });
         const routes = [...rt.routes.values()]
           .filter((r) => ctx.caller.mayUse(r.id))
-          .map((r) => ({ id: r.id, strategy: r.strategy, targets: r.targets.map((t) => (typeof t === "string" ? t : t.model)) }));
+          .map((r) => ({ id: r.id, strategy: routeTiers(r).map((t) => t.strategy).join(">"), targets: routeTargetIds(r) }));
         return { models, routes };
       }),
   });

@@ -73,3 +73,82 @@ describe("computeCost", () => {
     assert.equal(nanoToUsdString(12_345_678_901n), "12.345678901");
   });
 });
+
+describe("computeCost on published prices (hand-computed)", () => {
+  // Claude Sonnet 4.5: $3 in, $15 out, $0.30 cache read, $3.75 cache write; above 200k
+  // prompt tokens the whole request is $6 / $22.50 / $0.60 / $7.50.
+  const sonnet = compilePrice({
+    input: 3,
+    output: 15,
+    cached_input: 0.3,
+    cache_write: 3.75,
+    batch_multiplier: 0.5,
+    tiers: [{ above_input_tokens: 200_000, input: 6, output: 22.5, cached_input: 0.6, cache_write: 7.5 }],
+  });
+
+  it("a cached Claude request below the tier", () => {
+    // 120,000 in: 100,000 read from cache, 15,000 written, 5,000 plain; 2,000 out.
+    // 5,000 × 3 = 15,000,000; 100,000 × 0.3 = 30,000,000; 15,000 × 3.75 = 56,250,000; 2,000 × 15 = 30,000,000 (nano-USD).
+    const c = computeCost(usage(120_000, 2000, 100_000, 15_000), sonnet);
+    assert.deepEqual(
+      [c.input, c.cachedInput, c.cacheWrite, c.output, c.total],
+      [15_000_000n, 30_000_000n, 56_250_000n, 30_000_000n, 131_250_000n],
+    );
+  });
+
+  it("a cached Claude request past the 200k tier re-prices every token, cached ones included", () => {
+    // 250,000 in: 200,000 cached at $0.60, 50,000 plain at $6; 1,000 out at $22.50.
+    // 50,000 × 6 = 300,000,000; 200,000 × 0.6 = 120,000,000; 1,000 × 22.5 = 22,500,000.
+    const c = computeCost(usage(250_000, 1000, 200_000), sonnet);
+    assert.equal(c.input, 300_000_000n);
+    assert.equal(c.cachedInput, 120_000_000n);
+    assert.equal(c.output, 22_500_000n);
+    assert.equal(c.total, 442_500_000n);
+  });
+
+  it("batch halves every part, tier included", () => {
+    const c = computeCost(usage(250_000, 1000, 200_000), sonnet, { batch: true });
+    assert.equal(c.total, 221_250_000n);
+  });
+
+  it("reasoning tokens are output: an o4-mini answer with 3,000 reasoning of 3,500 output", () => {
+    // o4-mini: $1.10 in, $4.40 out, $0.275 cached. 10,000 in (4,000 cached), 3,500 out.
+    // 6,000 × 1.1 = 6,600,000; 4,000 × 0.275 = 1,100,000; 3,500 × 4.4 = 15,400,000.
+    const c = computeCost(usage(10_000, 3500, 4000, 0, 3000), compilePrice({ input: 1.1, output: 4.4, cached_input: 0.275 }));
+    assert.equal(c.total, 23_100_000n);
+  });
+
+  it("picks the highest tier exceeded among several (Qwen3-Coder-Plus)", () => {
+    const qwen = compilePrice({
+      input: 1,
+      output: 5,
+      cached_input: 0.1,
+      tiers: [
+        { above_input_tokens: 32_000, input: 1.8, output: 9, cached_input: 0.18 },
+        { above_input_tokens: 128_000, input: 3, output: 15, cached_input: 0.3 },
+        { above_input_tokens: 256_000, input: 6, output: 60, cached_input: 0.6 },
+      ],
+    });
+    // 32,000 exactly is still the base tier; 32,001 is the second; 300,000 the last.
+    assert.equal(computeCost(usage(32_000, 0), qwen).total, 32_000_000n);
+    assert.equal(computeCost(usage(32_001, 0), qwen).total, 57_601_800n);
+    assert.equal(computeCost(usage(300_000, 100, 100_000), qwen).total, 200_000n * 6000n + 100_000n * 600n + 100n * 60_000n);
+  });
+
+  it("never charges more cached or written tokens than the input holds", () => {
+    // A provider that over-reports cached tokens: they are capped at the input count.
+    const c = computeCost(usage(1000, 0, 5000, 5000), compilePrice({ input: 3, output: 15, cached_input: 0.3, cache_write: 3.75 }));
+    assert.equal(c.cachedInput, 300_000n);
+    assert.equal(c.input + c.cacheWrite, 0n);
+  });
+
+  it("reads prices from their decimal text, without float drift", () => {
+    assert.equal(usdToNano(1.1), 1_100_000_000n);
+    assert.equal(usdToNano(0.003625), 3_625_000n);
+    assert.equal(usdToNano("0.0000000015"), 2n);
+    assert.equal(usdToNano(1e-7), 100n);
+    // 1.1 × 1e9 in floats is 1100000000.0000002; the decimal path is exact for prices of any size.
+    assert.equal(usdToNano(123456.789012345), 123_456_789_012_345n);
+    assert.equal(compilePrice({ input: 1, output: 1, batch_multiplier: 0.3 }).batchMultiplierPpm, 300_000n);
+  });
+});

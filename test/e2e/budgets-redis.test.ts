@@ -1,0 +1,107 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import { Redis } from "ioredis";
+import { sha256Hex } from "../../server/auth/keys.js";
+import { simulatedProvider, startTestGateway, type TestGateway } from "../support/gateway.js";
+
+// Two gateway replicas sharing one Redis behave as one gateway: a small
+// budget hammered by 200 concurrent requests split across both stops at the
+// budget, and a per-key RPM limit admits its limit, not twice it.
+
+const prefix = `test-budgets-${randomUUID().replaceAll("-", "")}`;
+const body = (maxTokens: number) => JSON.stringify({ model: "sim/a", max_tokens: maxTokens, messages: [{ role: "user", content: "the same question every time" }] });
+
+interface Spend {
+  key: { budget: { spent_nano_usd: string; reserved_nano_usd: string; limit_nano_usd: string } | null; limits: { rpm: { used: number } } | null };
+  team: { budget: { spent_nano_usd: string; reserved_nano_usd: string } | null } | null;
+}
+
+describe("budgets and limits across two replicas on one Redis", () => {
+  const gateways: TestGateway[] = [];
+  let cost = 0n;
+
+  // A budget of 37.5 requests, at the cost of one request (the simulator answers 12 tokens).
+  const config = (unitCost: bigint) => ({
+    state: { backend: "redis", url: "redis://127.0.0.1:6379", key_prefix: prefix },
+    providers: [simulatedProvider("sim", { first_token_ms: 2 })],
+    models: [{ id: "sim/a", provider: "sim", context_window: 32_000, max_output_tokens: 4096, pricing: { input: 2, output: 8 } }],
+    keys: [
+      { id: "probe", key_sha256: sha256Hex("k-probe") },
+      { id: "exact", key_sha256: sha256Hex("k-exact"), budget: { usd: Number(unitCost * 75n / 2n) / 1e9, period: "day" } },
+      { id: "alice", key_sha256: sha256Hex("k-alice"), team: "ops" },
+      { id: "bob", key_sha256: sha256Hex("k-bob"), team: "ops" },
+      { id: "rpm", key_sha256: sha256Hex("k-rpm"), limits: { rpm: 50 } },
+    ],
+    teams: [{ id: "ops", budget: { usd: Number(unitCost * 75n / 2n) / 1e9, period: "week" } }],
+  });
+
+  before(async () => {
+    // Learn one request's cost from a replica without budgets, then start the two replicas.
+    const probe = await startTestGateway(config(1000n));
+    const r = await fetch(`${probe.url}/v1/chat/completions`, { method: "POST", headers: { authorization: "Bearer k-probe" }, body: body(12) });
+    cost = BigInt(((await r.json()) as { x_gateway: { cost_nano_usd: string } }).x_gateway.cost_nano_usd);
+    await probe.close();
+    assert.ok(cost > 0n);
+    gateways.push(await startTestGateway(config(cost)), await startTestGateway(config(cost)));
+  });
+
+  after(async () => {
+    await Promise.all(gateways.map((g) => g.close()));
+    const admin = new Redis("redis://127.0.0.1:6379");
+    const keys = await admin.keys(`${prefix}*`);
+    if (keys.length > 0) await admin.del(...keys);
+    await admin.quit();
+  });
+
+  async function hammer(token: string, n: number, maxTokens: number): Promise<number[]> {
+    return Promise.all(
+      Array.from({ length: n }, async (_, i) => {
+        const gw = gateways[i % 2]!;
+        const res = await fetch(`${gw.url}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${token}` }, body: body(maxTokens) });
+        await res.arrayBuffer();
+        return res.status;
+      }),
+    );
+  }
+
+  async function spend(token: string, gw = gateways[0]!): Promise<Spend> {
+    return (await (await fetch(`${gw.url}/v1/spend`, { headers: { authorization: `Bearer ${token}` } })).json()) as Spend;
+  }
+
+  it("200 concurrent requests against a 37.5-request budget: exactly 37 admitted, spend never over", async () => {
+    // Each request reserves its worst case, which here equals its actual cost (max_tokens = the answer's length).
+    const statuses = await hammer("k-exact", 200, 12);
+    const admitted = statuses.filter((s) => s === 200).length;
+    assert.equal(admitted, 37);
+    assert.deepEqual([...new Set(statuses.filter((s) => s !== 200))], [429]);
+    for (const gw of gateways) {
+      const b = (await spend("k-exact", gw)).key.budget!;
+      assert.equal(BigInt(b.spent_nano_usd), 37n * cost);
+      assert.equal(b.reserved_nano_usd, "0");
+      assert.ok(BigInt(b.spent_nano_usd) <= BigInt(b.limit_nano_usd));
+    }
+  });
+
+  it("a team budget shared by two keys on two replicas, with worst cases above the actual cost, never overspends", async () => {
+    // max_tokens 40 reserves more than the 12 tokens answered: admission is bounded by the arithmetic on both sides.
+    const reserve = cost + 28n * 8000n;
+    const budget = (cost * 75n) / 2n;
+    const statuses = await Promise.all([hammer("k-alice", 100, 40), hammer("k-bob", 100, 40)]);
+    const admitted = statuses.flat().filter((s) => s === 200).length;
+    const lowest = Number(budget / reserve);
+    const highest = Number((budget - reserve) / cost) + 1;
+    assert.ok(admitted >= lowest && admitted <= highest, `admitted ${admitted}, expected ${lowest}..${highest}`);
+    const team = (await spend("k-alice", gateways[1])).team!.budget!;
+    assert.equal(BigInt(team.spent_nano_usd), BigInt(admitted) * cost);
+    assert.ok(BigInt(team.spent_nano_usd) <= budget);
+    assert.equal(team.reserved_nano_usd, "0");
+  });
+
+  it("a 50 rpm key limit admits 50 of 80 across both replicas", async () => {
+    const statuses = await hammer("k-rpm", 80, 12);
+    assert.equal(statuses.filter((s) => s === 200).length, 50);
+    assert.equal(statuses.filter((s) => s === 429).length, 30);
+    assert.equal((await spend("k-rpm", gateways[1])).key.limits!.rpm.used, 50);
+  });
+});
