@@ -18,6 +18,12 @@ export interface AdapterCall {
   upstreamModel: string;
   /** signal aborts the upstream work (caller left, deadline, hedge lost). */
   signal: AbortSignal;
+  /**
+   * onResponseHeaders, when set, is called once with the upstream's status
+   * and headers as soon as they arrive, for errors too: the router learns
+   * the provider's rate-limit headers from it. It must not throw.
+   */
+  onResponseHeaders?: (status: number, headers: Record<string, string | string[] | undefined>) => void;
 }
 
 /** ProviderAdapter is one provider's implementation of the wire protocol. */

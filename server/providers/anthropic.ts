@@ -47,13 +47,13 @@ export function createAnthropicAdapter(provider: ProviderConfig): ProviderAdapte
 
     async complete(call) {
       const body = buildAnthropicRequest(call, provider.id, false);
-      const res = await upstream.postJson(path, body, call.signal);
+      const res = await upstream.postJson(path, body, call.signal, call.onResponseHeaders);
       return parseAnthropicMessage(await readJson(res, provider.id, call.signal), provider.id);
     },
 
     async *stream(call): AsyncGenerator<StreamChunk> {
       const body = buildAnthropicRequest(call, provider.id, true);
-      const res = await upstream.postJson(path, body, call.signal);
+      const res = await upstream.postJson(path, body, call.signal, call.onResponseHeaders);
       const decoder = createAnthropicStreamDecoder(provider.id, secrets);
       let drained = false;
       try {

@@ -47,13 +47,13 @@ export function createGeminiAdapter(provider: ProviderConfig): ProviderAdapter {
 
     async complete(call) {
       const body = buildGeminiRequest(call, provider.id);
-      const res = await upstream.postJson(modelPath(call.upstreamModel, "generateContent"), body, call.signal);
+      const res = await upstream.postJson(modelPath(call.upstreamModel, "generateContent"), body, call.signal, call.onResponseHeaders);
       return parseGeminiResponse(await readJson(res, provider.id, call.signal), provider.id);
     },
 
     async *stream(call): AsyncGenerator<StreamChunk> {
       const body = buildGeminiRequest(call, provider.id);
-      const res = await upstream.postJson(`${modelPath(call.upstreamModel, "streamGenerateContent")}?alt=sse`, body, call.signal);
+      const res = await upstream.postJson(`${modelPath(call.upstreamModel, "streamGenerateContent")}?alt=sse`, body, call.signal, call.onResponseHeaders);
       const decoder = createGeminiStreamDecoder(provider.id, secrets);
       let drained = false;
       try {

@@ -35,7 +35,7 @@ export interface JsonUpstream {
    * a 2xx response whose body is still unread; any other status rejects with
    * the classifier's UpstreamError, transport failures with a classified one.
    */
-  postJson(path: string, body: unknown, signal: AbortSignal): Promise<UpstreamResponse>;
+  postJson(path: string, body: unknown, signal: AbortSignal, onHeaders?: (status: number, headers: HeaderBag) => void): Promise<UpstreamResponse>;
   /** close releases the pooled connections. */
   close(): Promise<void>;
 }
@@ -60,8 +60,9 @@ export function createJsonUpstream(options: JsonUpstreamOptions): JsonUpstream {
 
   return {
     basePath,
-    async postJson(path, body, signal) {
+    async postJson(path, body, signal, onHeaders) {
       const res = await http.post(origin, basePath + path, headers, JSON.stringify(body), signal);
+      onHeaders?.(res.status, res.headers);
       if (res.status >= 200 && res.status < 300) return res;
       const text = await readText(res.body, signal);
       throw options.classify(res.status, res.headers, text);

@@ -526,6 +526,7 @@ export function createOpenAICompatibleAdapter(provider: ProviderConfig): Provide
     } catch (err) {
       throw tagged(err, call.signal);
     }
+    call.onResponseHeaders?.(res.status, res.headers);
     if (res.status < 200 || res.status > 299) throw await httpError(res, call.signal);
     return res;
   }

@@ -318,7 +318,7 @@ export const ERROR_SCENARIOS: readonly ErrorScenario[] = [
   {
     name: "upstream model not found",
     faults: { openai: { status: 404 }, anthropic: { status: 404 }, gemini: { status: 404 } },
-    expect: { errorClass: "not_found", rpc: "NotFound", http: 404, restCode: "not_found" },
+    expect: { errorClass: "not_found", rpc: "Unavailable", http: 503, restCode: "unavailable" },
     note:
       "What the router does today. The caller named a model the gateway lists, so the upstream's 404 is a configuration fault; " +
       "Unavailable (and failing over to the next candidate) would serve callers better: a router change, see the issue-3 table report.",

@@ -1,0 +1,129 @@
+import type { ChatRequest } from "../core/chat.js";
+import type { Deployment } from "../core/runtime.js";
+import type { StateStore } from "../state/store.js";
+import type { Wakeup } from "./wait.js";
+
+/**
+ * Rate limits per provider and per deployment (`limits: { rpm, tpm }` on
+ * a provider and, optionally, on a model), as sliding windows of one
+ * minute in the shared store, so N replicas on one Redis admit the limit
+ * once, not N times.
+ *
+ * A request takes one unit of every RPM window on its way and reserves its
+ * estimated tokens (prompt estimate + its output bound) in every TPM
+ * window before it is sent; when it ends, the reservation is reconciled
+ * with the tokens actually used (windowAdjust), and capacity given back
+ * wakes this replica's waiting batch requests at once.
+ */
+
+/** LIMIT_WINDOW_MS is the span of an rpm/tpm window. */
+export const LIMIT_WINDOW_MS = 60_000;
+
+/** RESERVE_OUTPUT_CAP bounds the output reserved for a request that sets no max_output_tokens. */
+export const RESERVE_OUTPUT_CAP = 4096;
+
+interface LimitEntry {
+  key: string;
+  limit: number;
+  tokens: boolean;
+  label: string;
+}
+
+const entriesCache = new WeakMap<Deployment, LimitEntry[]>();
+
+/** limitEntries lists the windows a deployment's requests count against (cached per deployment). */
+function limitEntries(d: Deployment): LimitEntry[] {
+  let entries = entriesCache.get(d);
+  if (entries !== undefined) return entries;
+  entries = [];
+  const p = d.provider.limits;
+  if (p?.rpm !== undefined) entries.push({ key: `ratelimit:provider:${d.provider.id}:rpm`, limit: p.rpm, tokens: false, label: `provider ${d.provider.id} rpm ${p.rpm}` });
+  if (p?.tpm !== undefined) entries.push({ key: `ratelimit:provider:${d.provider.id}:tpm`, limit: p.tpm, tokens: true, label: `provider ${d.provider.id} tpm ${p.tpm}` });
+  const m = d.model.limits;
+  if (m?.rpm !== undefined) entries.push({ key: `ratelimit:deployment:${d.id}:rpm`, limit: m.rpm, tokens: false, label: `${d.id} rpm ${m.rpm}` });
+  if (m?.tpm !== undefined) entries.push({ key: `ratelimit:deployment:${d.id}:tpm`, limit: m.tpm, tokens: true, label: `${d.id} tpm ${m.tpm}` });
+  entriesCache.set(d, entries);
+  return entries;
+}
+
+/** hasLimits tells whether a deployment has any rpm/tpm limit (no store round trip otherwise). */
+export function hasLimits(d: Deployment): boolean {
+  return limitEntries(d).length > 0;
+}
+
+/** limitKeys lists the store keys of a deployment's limit windows (capacity waiters subscribe to them). */
+export function limitKeys(d: Deployment): string[] {
+  return limitEntries(d).map((e) => e.key);
+}
+
+/** reservationTokens is what a request reserves against TPM: its prompt estimate plus its output bound. */
+export function reservationTokens(d: Deployment, request: ChatRequest, promptTokens: number): number {
+  const output = request.sampling.maxOutputTokens ?? Math.min(d.model.max_output_tokens, RESERVE_OUTPUT_CAP);
+  return promptTokens + Math.min(output, d.model.max_output_tokens);
+}
+
+/** CapacityLease is admitted capacity; settle it exactly once when the attempt ends. */
+export interface CapacityLease {
+  /** tokens is what was reserved against TPM. */
+  readonly tokens: number;
+  /** settle reconciles the TPM reservation with the tokens actually used (0 when nothing was consumed). */
+  settle(actualTokens: number): Promise<void>;
+}
+
+/** CapacityResult is an admission, or why not and when to try again. */
+export type CapacityResult =
+  | { ok: true; lease: CapacityLease }
+  | { ok: false; reason: string; retryAfterMs: number; /** never is true when the request can never fit (more tokens than the limit). */ never: boolean };
+
+/** NO_LEASE is the lease of a deployment without limits: nothing to reconcile. */
+export const NO_LEASE: CapacityLease = { tokens: 0, settle: () => Promise.resolve() };
+
+/**
+ * acquireCapacity admits one request of `tokens` estimated tokens to a
+ * deployment, against every limit on its way, in one batch of store calls.
+ * If any window refuses, what the others admitted is given back.
+ */
+export async function acquireCapacity(store: StateStore, wakeup: Wakeup, d: Deployment, tokens: number): Promise<CapacityResult> {
+  const entries = limitEntries(d);
+  if (entries.length === 0) return { ok: true, lease: NO_LEASE };
+  for (const e of entries) {
+    if (e.tokens && tokens > e.limit) {
+      return { ok: false, reason: `needs ~${tokens} tokens, more than ${e.label} allows`, retryAfterMs: 0, never: true };
+    }
+  }
+  const results = await Promise.all(entries.map((e) => store.windowAcquire(e.key, e.tokens ? tokens : 1, e.limit, LIMIT_WINDOW_MS)));
+  const refused = results.findIndex((r) => !r.allowed);
+  if (refused >= 0) {
+    const giveBack: Array<Promise<void>> = [];
+    let retryAfterMs = 0;
+    const labels: string[] = [];
+    results.forEach((r, i) => {
+      const e = entries[i]!;
+      if (r.allowed) giveBack.push(store.windowAdjust(e.key, -(e.tokens ? tokens : 1), LIMIT_WINDOW_MS));
+      else {
+        retryAfterMs = Math.max(retryAfterMs, r.retryAfterMs);
+        labels.push(e.label);
+      }
+    });
+    await Promise.all(giveBack);
+    return { ok: false, reason: `rate limit reached: ${labels.join(", ")}`, retryAfterMs: Math.max(1, retryAfterMs), never: false };
+  }
+  const tokenKeys = entries.filter((e) => e.tokens).map((e) => e.key);
+  if (tokenKeys.length === 0) return { ok: true, lease: NO_LEASE };
+  let settled = false;
+  return {
+    ok: true,
+    lease: {
+      tokens,
+      async settle(actualTokens) {
+        if (settled) return;
+        settled = true;
+        const delta = Math.round(actualTokens) - tokens;
+        if (delta === 0) return;
+        await Promise.all(tokenKeys.map((k) => store.windowAdjust(k, delta, LIMIT_WINDOW_MS)));
+        // Capacity came back: waiting batch requests on this replica try again now.
+        if (delta < 0) for (const k of tokenKeys) wakeup.wake(k);
+      },
+    },
+  };
+}
