@@ -119,6 +119,8 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
       error?: string;
       stream: boolean;
       degraded?: DegradeInfo;
+      /** usageEstimated is true when the upstream never reported usage and the gateway billed its estimate. */
+      usageEstimated?: boolean;
     },
   ): void {
     const u = fields.usage;
@@ -158,6 +160,7 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
         outputTokens: u?.outputTokens,
         cachedInputTokens: u?.cachedInputTokens,
         reasoningTokens: u?.reasoningTokens,
+        usageEstimated: fields.usageEstimated === true ? true : undefined,
         costNanoUsd: fields.cost?.total.toString(),
         degradedTo: fields.degraded?.to,
         error: fields.error,
@@ -242,6 +245,7 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
             deployment: o.deployment,
             trace: o.trace,
             usage: o.usage,
+            usageEstimated: !o.usageReported,
             cost,
             ttftMs: o.timeToFirstTokenMs,
             error: o.error?.message,

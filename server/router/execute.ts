@@ -96,12 +96,20 @@ export type ExecStreamEvent =
   | { type: "chunk"; chunk: StreamChunk }
   | { type: "end"; outcome: StreamOutcome };
 
+/** CHARS_PER_OUTPUT_TOKEN converts streamed characters to tokens when the upstream never said (about 4 for English). */
+const CHARS_PER_OUTPUT_TOKEN = 4;
+
 /** StreamOutcome is how a started stream ended. */
 export interface StreamOutcome {
   deployment: Deployment;
   finishReason: FinishReason;
   usage: Usage;
-  /** usageReported is false when the upstream never reported usage (cut streams). */
+  /**
+   * usageReported is false when the upstream never reported usage (cut,
+   * failed or abandoned streams); usage is then the gateway's estimate: the
+   * prompt estimate plus the output streamed so far, because providers bill
+   * what they generated whether or not the stream finished.
+   */
   usageReported: boolean;
   trace: RouteTraceRecord;
   /** timeToFirstTokenMs is when the first chunk arrived, from the request's start. */
@@ -739,7 +747,7 @@ class Run {
   /** streamed records how a winning stream ended: "ok", "failed" (mid-stream) or "abandoned" (the caller left). */
   streamed(a: Attempt, outcome: StreamOutcome, how: "ok" | "failed" | "abandoned"): void {
     a.timer.dispose();
-    const tokens = outcome.usageReported ? outcome.usage.inputTokens + outcome.usage.outputTokens : this.plan.promptTokens;
+    const tokens = outcome.usage.inputTokens + outcome.usage.outputTokens;
     this.track(a.lease.settle(tokens));
     const c = a.c;
     if (how === "ok") {
@@ -823,6 +831,7 @@ export async function* executeStream(
     extraUsage: run.extraUsage,
   };
   let finished = false;
+  let streamedChars = 0;
   const scan = (chunk: StreamChunk) => {
     for (const e of chunk.events) {
       if (e.type === "usage") {
@@ -831,8 +840,17 @@ export async function* executeStream(
       } else if (e.type === "finish") {
         outcome.finishReason = e.finishReason;
         finished = true;
+      } else if (e.type === "tool_call") {
+        streamedChars += e.argumentsDelta.length + (e.name?.length ?? 0);
+      } else {
+        streamedChars += e.text.length;
       }
     }
+  };
+  // A stream that ends without reported usage is still billed: never let spend go unaccounted.
+  const estimateUnreported = () => {
+    if (outcome.usageReported) return;
+    outcome.usage = { ...emptyUsage(), inputTokens: plan.promptTokens, outputTokens: Math.ceil(streamedChars / CHARS_PER_OUTPUT_TOKEN) };
   };
   const upstream = a.iterator!;
   const timer = a.timer;
@@ -854,6 +872,7 @@ export async function* executeStream(
       yield { type: "chunk", chunk: next.value };
     }
     if (!finished) throw new UpstreamError("connection", "the provider's stream ended before it finished");
+    estimateUnreported();
     ended = true;
   } catch (e) {
     const err = run.classify(a, e);
@@ -862,6 +881,7 @@ export async function* executeStream(
     attempt.errorMessage = err.message;
     outcome.finishReason = "error";
     outcome.error = err;
+    estimateUnreported();
     ended = true;
   } finally {
     attempt.latencyMs = Math.round(performance.now() - a.started);
@@ -873,6 +893,7 @@ export async function* executeStream(
       outcome.error = new UpstreamError("cancelled", "the caller cancelled the stream");
       timer.cancel("the caller cancelled the stream");
       await upstream.return?.(undefined);
+      estimateUnreported();
       run.streamed(a, outcome, "abandoned");
       await run.flush();
       onAbandoned(outcome);

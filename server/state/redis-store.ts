@@ -42,7 +42,7 @@ export interface RedisStoreOptions {
   logger: Logger;
   /** connectTimeoutMs bounds each connection attempt (default 1000). */
   connectTimeoutMs?: number;
-  /** commandTimeoutMs bounds each command, after which the call is served locally (default 200). */
+  /** commandTimeoutMs bounds each command, after which the call is served locally (default 1000). */
   commandTimeoutMs?: number;
   /** probeIntervalMs is how often a store serving locally checks whether Redis answers again (default 1000). */
   probeIntervalMs?: number;
@@ -51,7 +51,9 @@ export interface RedisStoreOptions {
 }
 
 /** DEFAULT_COMMAND_TIMEOUT_MS is the default bound on one Redis command. */
-export const DEFAULT_COMMAND_TIMEOUT_MS = 200;
+// Long enough that an event-loop stall under load is not mistaken for a dead Redis (which would
+// make limits per-replica for a while), short enough that a hung Redis costs one slow request.
+export const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
 
 // Replies that mean "this server cannot serve now", not "the script is wrong".
 const UNAVAILABLE_REPLY = /^(BUSY|LOADING|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN)\b/;
