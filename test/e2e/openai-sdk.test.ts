@@ -101,6 +101,19 @@ describe("REST shim with the official OpenAI SDK", () => {
     assert.equal(line.stream, true);
   });
 
+  it("bills a stream cut mid-way by its estimate, since the upstream never reported usage", async () => {
+    sim.faults.add({ model: "gpt-4o", cutAfterChunks: 4 });
+    const stream = await client.chat.completions.create({ model: "up/gpt-4o", messages: [{ role: "user", content: "cut me short" }], stream: true });
+    await assert.rejects(async () => {
+      for await (const _ of stream);
+    });
+    const line = gw.logs.filter((l) => l.msg === "request").at(-1)!;
+    assert.equal(line.usageEstimated, true);
+    assert.ok((line.inputTokens as number) > 0);
+    assert.ok((line.outputTokens as number) > 0, "the streamed words are billed");
+    assert.ok(BigInt(line.costNanoUsd as string) > 0n);
+  });
+
   it("round-trips two parallel tool calls", async () => {
     const tools: OpenAI.ChatCompletionTool[] = ["get_weather", "get_time"].map((name) => ({
       type: "function" as const,
