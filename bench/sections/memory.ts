@@ -1,0 +1,91 @@
+import { holdStreams } from "../load.js";
+import { goalAtMost, type Section } from "../report.js";
+import { processTree, rssBytes } from "../proc.js";
+import { spread } from "../stats.js";
+import { TARGET_LABELS, restSpec, type TargetId } from "../targets.js";
+import { ErrorLog, TARGET_COLUMNS, record, targetCells, type BenchContext, type PerTarget } from "./common.js";
+
+/**
+ * Memory: resident set size (VmRSS) of the measured process when idle,
+ * while it holds many slow streams open at once, and some seconds after
+ * they end. "Idle" is the warmed-up process just before the load, which is
+ * what a long-running gateway looks like between bursts.
+ */
+
+const MB = 1024 * 1024;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function sampleRss(pid: number, samples: number, everyMs: number, pick: "median" | "max"): Promise<number> {
+  const values: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    if (i > 0) await sleep(everyMs);
+    values.push(rssBytes(processTree(pid)));
+  }
+  values.sort((a, b) => a - b);
+  return pick === "max" ? values[values.length - 1]! : values[Math.floor(values.length / 2)]!;
+}
+
+/** memorySection holds plan.memory.streams streams open through each server and reads RSS. */
+export async function memorySection(ctx: BenchContext, coldRss: Partial<Record<TargetId, number>>): Promise<Section> {
+  const { streams, scenario, settleMs } = ctx.plan.memory;
+  const measured: TargetId[] = ["proxy", "gateway", "gatewayRedis"];
+  const cold: PerTarget = {};
+  const idle: PerTarget = {};
+  const held: PerTarget = {};
+  const per1000: PerTarget = {};
+  const after: PerTarget = {};
+  const afterVsIdle: PerTarget = {};
+  const errors = new ErrorLog();
+  const notes: string[] = [];
+  for (const t of ctx.targets) {
+    if (!measured.includes(t.id)) continue;
+    const label = TARGET_LABELS[t.id];
+    const pid = t.server.pid;
+    ctx.progress.step(`memory · ${label} · idle`);
+    const idleRss = await sampleRss(pid, 3, 200, "median");
+    ctx.progress.step(`memory · ${label} · opening ${streams} streams`);
+    const h = holdStreams(t.pool, restSpec(t, scenario, true), streams);
+    let timer: NodeJS.Timeout | undefined;
+    const startedInTime = await Promise.race([h.allStarted.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(r, 60_000, false)))]);
+    clearTimeout(timer);
+    if (!startedInTime) notes.push(`${label}: not every stream had started after 60 s; RSS was read anyway.`);
+    ctx.progress.step(`memory · ${label} · ${streams} streams open`);
+    const heldRss = await sampleRss(pid, 5, 200, "max");
+    const result = await h.finished;
+    errors.add(label, result.errors, result.requests, result.firstError);
+    ctx.progress.step(`memory · ${label} · settling ${settleMs / 1000} s after the load`);
+    await sleep(settleMs);
+    const afterRss = await sampleRss(pid, 3, 200, "median");
+    record(cold, t.id, (coldRss[t.id] ?? Number.NaN) / MB);
+    record(idle, t.id, idleRss / MB);
+    record(held, t.id, heldRss / MB);
+    record(per1000, t.id, ((heldRss - idleRss) / MB) * (1000 / streams));
+    record(after, t.id, afterRss / MB);
+    record(afterVsIdle, t.id, (afterRss / idleRss - 1) * 100);
+  }
+  const only = measured;
+  const gwPer1000 = per1000.gateway === undefined ? undefined : spread(per1000.gateway);
+  const gwAfter = afterVsIdle.gateway === undefined ? undefined : spread(afterVsIdle.gateway);
+  return {
+    id: "memory",
+    title: `Memory (RSS) with ${streams} concurrent slow streams`,
+    columns: TARGET_COLUMNS.slice(1, 4),
+    rows: [
+      { figure: "RSS at start (cold)", cells: targetCells(ctx, cold, "MB", only) },
+      { figure: "RSS idle (warm, before the load)", cells: targetCells(ctx, idle, "MB", only) },
+      { figure: `RSS with ${streams} streams open`, cells: targetCells(ctx, held, "MB", only) },
+      { figure: "RSS per 1,000 concurrent streams", cells: targetCells(ctx, per1000, "MB", only), goal: goalAtMost("≤ 64 MB RSS per 1,000 concurrent streams", gwPer1000, 64, "MB") },
+      { figure: `RSS ${settleMs / 1000} s after the load`, cells: targetCells(ctx, after, "MB", only) },
+      { figure: "after the load vs idle", cells: targetCells(ctx, afterVsIdle, "%", only), goal: goalAtMost("back within 10% of idle after the load", gwAfter, 10, "%") },
+    ],
+    notes: [
+      `One pass per target (not interleaved: each holds ${streams} streams of the upstream scenario ${scenario} open at once). RSS is VmRSS from /proc/<pid>/status; "open" is the highest of 5 reads once every stream has its first chunk; per 1,000 = (open − idle)${streams === 1000 ? "" : ` × 1000/${streams} (scaled)`}.`,
+      ...notes,
+      ...errors.notes,
+    ],
+    raw: { coldMB: cold, idleMB: idle, heldMB: held, per1000MB: per1000, afterMB: after, afterVsIdlePct: afterVsIdle },
+  };
+}

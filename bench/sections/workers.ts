@@ -1,0 +1,86 @@
+import { createPool } from "../load.js";
+import { pinProcess, processTree } from "../proc.js";
+import type { Cell, Section } from "../report.js";
+import { firstErrorLine, ServerStartError, type ServerProcess } from "../servers.js";
+import { paired, spread } from "../stats.js";
+import type { Target } from "../targets.js";
+import { ErrorLog, type BenchContext } from "./common.js";
+import { baselineP99Ms, ramp, type RampResult } from "./throughput.js";
+
+/**
+ * Multi-core scaling: the gateway with `--workers 1` and `--workers 2`,
+ * each ramped to its max throughput at bounded p99. Support is detected by
+ * trying: a gateway that refuses the flag (or exits) is reported as not
+ * implemented. For this section nothing is pinned (two workers on one CPU
+ * cannot scale), so the load generator competes with the workers for the
+ * two CPUs: the ratio is a lower bound on the real scaling.
+ */
+
+const title = "Multi-core: gateway --workers 1 → 2 (max throughput at bounded p99, unpinned)";
+
+function notMeasured(reason: string): Section {
+  return { id: "workers", title, columns: [{ key: "status", label: "status" }], rows: [{ figure: "1 → 2 worker scaling", cells: { status: { text: `not measured: ${reason}` } } }], notes: [] };
+}
+
+/** workersSection detects --workers and measures 1 → 2 worker scaling when it exists. */
+export async function workersSection(ctx: BenchContext): Promise<Section> {
+  ctx.progress.step("workers · trying --workers 2");
+  let two: ServerProcess;
+  try {
+    two = await ctx.startGateway({ name: "gateway --workers 2", extraArgs: ["--workers", "2"], cpus: ctx.pinning.all });
+  } catch (err) {
+    const why = err instanceof ServerStartError ? firstErrorLine(err.output) : (err as Error).message;
+    return notMeasured(`--workers not implemented (the gateway refused it: ${why})`);
+  }
+  let one: ServerProcess | undefined;
+  const processes = processTree(two.pid).length;
+  const pools = [createPool(two.origin)];
+  const notes: string[] = [];
+  const errors = new ErrorLog();
+  pinProcess(process.pid, ctx.pinning.all);
+  try {
+    one = await ctx.startGateway({ name: "gateway --workers 1", extraArgs: ["--workers", "1"], cpus: ctx.pinning.all });
+    pools.push(createPool(one.origin));
+    const targets: Array<{ workers: number; server: ServerProcess; target: Target }> = [
+      { workers: 1, server: one, target: { id: "gateway", server: one, pool: pools[1]!, isGateway: true } },
+      { workers: 2, server: two, target: { id: "gateway", server: two, pool: pools[0]!, isGateway: true } },
+    ];
+    const direct = ctx.targets.find((t) => t.id === "direct")!;
+    const { rounds, levelMs, levels } = ctx.plan.workers;
+    const best: Record<number, number[]> = { 1: [], 2: [] };
+    const ramps: Record<number, RampResult[]> = { 1: [], 2: [] };
+    for (let r = 1; r <= rounds; r++) {
+      const baseline = await baselineP99Ms(ctx, direct, levelMs);
+      for (const { workers, server, target } of targets) {
+        const res = await ramp(ctx, target, server.pid, { levels, levelMs, p99LimitMs: baseline + ctx.plan.throughput.maxAddedP99Ms, label: `workers · round ${r}/${rounds} · --workers ${workers}` }, errors);
+        best[workers]!.push(res.best);
+        ramps[workers]!.push(res);
+      }
+    }
+    if (processes < 3) notes.push(`--workers 2 was accepted, but only ${processes} process(es) were found in its tree (expected a primary and 2 workers; threads are not counted).`);
+    const cells = (w: number): Cell => ({ value: spread(best[w]!), unit: "req/s" });
+    return {
+      id: "workers",
+      title,
+      columns: [
+        { key: "w1", label: "--workers 1" },
+        { key: "w2", label: "--workers 2" },
+        { key: "scaling", label: "2 / 1" },
+      ],
+      rows: [{ figure: "max throughput", cells: { w1: cells(1), w2: cells(2), scaling: { value: spread(paired(best[2]!, best[1]!, "ratio")), unit: "×" } } }],
+      notes: [
+        "Unpinned: the load generator, the upstream and the workers share both CPUs, so this is a lower bound on scaling.",
+        ...notes,
+        ...errors.notes,
+      ],
+      raw: { ramps },
+    };
+  } catch (err) {
+    return notMeasured(`--workers 2 started but the run failed: ${(err as Error).message}`);
+  } finally {
+    pinProcess(process.pid, ctx.pinning.loadgen);
+    for (const p of pools) await p.close().catch(() => {});
+    await two.stop();
+    await one?.stop();
+  }
+}
