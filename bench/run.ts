@@ -19,7 +19,7 @@ import { chunkCpuSection, streamingSection } from "./sections/streaming.js";
 import { throughputSection } from "./sections/throughput.js";
 import { cpuSection, latencySection } from "./sections/unary.js";
 import { workersSection } from "./sections/workers.js";
-import { firstErrorLine, freePort, REPO_ROOT, ServerStartError, spawnServer, type ServerProcess } from "./servers.js";
+import { firstErrorLine, freePort, REPO_ROOT, ServerStartError, compiled, spawnServer, type ServerProcess } from "./servers.js";
 import { restSpec, TARGET_LABELS, type Target, type TargetId } from "./targets.js";
 
 /**
@@ -102,7 +102,7 @@ async function startGatewayProcess(name: string, configPath: string, launch: Par
   const logFile = join(workDir, `${name.replace(/[^a-z0-9]+/gi, "-")}-${port}.log`);
   const gw = await spawnServer({
     name,
-    script: "server/main.ts",
+    script: compiled("server/main.ts"),
     args: ["--config", configPath, "--port", String(port), ...(launch.extraArgs ?? [])],
     env: { GATEWAY_LOG_FILE: logFile },
     nodeFlags: launch.nodeFlags,
@@ -133,9 +133,9 @@ async function limitsEnforced(t: Target): Promise<boolean> {
 async function main(): Promise<void> {
   const serverCpus = pinning.enabled ? pinning.servers : undefined;
   progress.step("starting the upstream and the proxy");
-  const upstream = await spawnServer({ name: "upstream", script: "bench/upstream.ts", args: ["--port", "0"], cpus: serverCpus, readiness: { kind: "stdout-port" } });
+  const upstream = await spawnServer({ name: "upstream", script: compiled("bench/upstream.ts"), args: ["--port", "0"], cpus: serverCpus, readiness: { kind: "stdout-port" } });
   servers.push(upstream);
-  const proxy = await spawnServer({ name: "proxy", script: "bench/proxy.ts", args: ["--target", upstream.origin, "--port", "0"], cpus: serverCpus, readiness: { kind: "stdout-port" } });
+  const proxy = await spawnServer({ name: "proxy", script: compiled("bench/proxy.ts"), args: ["--target", upstream.origin, "--port", "0"], cpus: serverCpus, readiness: { kind: "stdout-port" } });
   servers.push(proxy);
 
   const maxConnections = plan.memory.streams * 2 + 256;

@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
@@ -10,8 +11,21 @@ import { fileURLToPath } from "node:url";
  * loop with the load generator.
  */
 
-/** REPO_ROOT is the repository root (the parent of bench/). */
-export const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
+// Running compiled (dist/bench/servers.js, as `npm run bench` does) puts this file one level deeper.
+const RUNNING_COMPILED = import.meta.url.endsWith(".js");
+
+/** REPO_ROOT is the repository root (the parent of bench/, or of dist/bench/ when compiled). */
+export const REPO_ROOT = fileURLToPath(new URL(RUNNING_COMPILED ? "../.." : "..", import.meta.url));
+
+/**
+ * compiled maps a source entry point (relative to the repository root) to
+ * what should run: its dist/ build when the harness itself runs compiled,
+ * so the gateway is measured as `npm start` runs it; the .ts under tsx
+ * otherwise.
+ */
+export function compiled(script: string): string {
+  return RUNNING_COMPILED ? join("dist", script.replace(/\.ts$/, ".js")) : script;
+}
 
 /** ServerProcess is a running child server. */
 export interface ServerProcess {
@@ -97,7 +111,9 @@ async function httpOk(port: number, path: string): Promise<boolean> {
 
 /** spawnServer starts a Node server process and resolves when it is ready. */
 export async function spawnServer(options: SpawnOptions): Promise<ServerProcess> {
-  const nodeArgs = [...(options.nodeFlags ?? []), "--import", "tsx", options.script, ...(options.args ?? [])];
+  // Compiled entry points (dist/**/*.js, what `npm start` runs) need no loader; .ts sources run under tsx.
+  const loader = options.script.endsWith(".ts") ? ["--import", "tsx"] : [];
+  const nodeArgs = [...(options.nodeFlags ?? []), ...loader, options.script, ...(options.args ?? [])];
   const [cmd, args] =
     options.cpus === undefined ? [process.execPath, nodeArgs] : ["taskset", ["-c", options.cpus, process.execPath, ...nodeArgs]];
   const child: ChildProcess = spawn(cmd, args, {

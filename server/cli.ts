@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 import { pathToFileURL } from "node:url";
 import { ConfigError, inspectConfig, readConfigText } from "./config/load.js";
 import { diffCatalog, formatCatalogDiff } from "./pricing/diff.js";

@@ -5,7 +5,7 @@ import { analyzeProfile, tsxSourceResolver, type CpuProfile, type ProfileSummary
 import { createPool, runLoad, streamSender, unarySender } from "../load.js";
 import { UNARY_SCENARIO } from "../plan.js";
 import type { Section } from "../report.js";
-import { REPO_ROOT, spawnServer, type ServerProcess } from "../servers.js";
+import { compiled, REPO_ROOT, spawnServer, type ServerProcess } from "../servers.js";
 import { rate, type BenchContext } from "./common.js";
 import { restSpec } from "../targets.js";
 
@@ -71,7 +71,7 @@ export async function profileSections(ctx: BenchContext): Promise<Section[]> {
   // work billed to whatever gateway frame it preempted. This upstream runs beside the load generator instead.
   const upstream = await spawnServer({
     name: "upstream (profile)",
-    script: "bench/upstream.ts",
+    script: compiled("bench/upstream.ts"),
     args: ["--port", "0"],
     cpus: ctx.pinning.enabled ? ctx.pinning.loadgen : undefined,
     readiness: { kind: "stdout-port" },

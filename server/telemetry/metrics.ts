@@ -99,24 +99,42 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
     registers: [registry],
   });
 
+  // prom-client hashes the label object on every call; label sets repeat, so keep each child once.
+  const children = new Map<string, { inc(n?: number): void } & { observe?(v: number): void }>();
+  function child<T extends { inc(n?: number): void } | { observe(v: number): void }>(
+    metric: string,
+    labels: Record<string, string>,
+    make: (labels: Record<string, string>) => T,
+  ): T {
+    let key = metric;
+    for (const v of Object.values(labels)) key += `\u0001${v}`;
+    let c = children.get(key) as T | undefined;
+    if (c === undefined) {
+      c = make(labels);
+      children.set(key, c as never);
+    }
+    return c;
+  }
+
   return {
     registry,
     observeRequest(o) {
-      requests.inc({ edge: o.edge, model: o.model, provider: o.provider, status: o.status, stream: o.stream ? "true" : "false" });
-      duration.observe({ edge: o.edge, model: o.model, provider: o.provider }, o.durationMs / 1000);
-      if (o.ttftMs !== undefined) ttft.observe({ model: o.model, provider: o.provider }, o.ttftMs / 1000);
+      const stream = o.stream ? "true" : "false";
+      child("req", { edge: o.edge, model: o.model, provider: o.provider, status: o.status, stream }, (l) => requests.labels(l)).inc();
+      child("dur", { edge: o.edge, model: o.model, provider: o.provider }, (l) => duration.labels(l)).observe(o.durationMs / 1000);
+      if (o.ttftMs !== undefined) child("ttft", { model: o.model, provider: o.provider }, (l) => ttft.labels(l)).observe(o.ttftMs / 1000);
       const add = (kind: string, n: number | undefined) => {
-        if (n !== undefined && n > 0) tokens.inc({ model: o.model, provider: o.provider, kind }, n);
+        if (n !== undefined && n > 0) child("tok", { model: o.model, provider: o.provider, kind }, (l) => tokens.labels(l)).inc(n);
       };
       add("input", o.inputTokens);
       add("output", o.outputTokens);
       add("cached_input", o.cachedInputTokens);
       add("reasoning", o.reasoningTokens);
       if (o.costNanoUsd !== undefined && o.costNanoUsd > 0n) {
-        cost.inc({ key: o.keyId, model: o.model, provider: o.provider }, Number(o.costNanoUsd) / 1e9);
+        child("cost", { key: o.keyId, model: o.model, provider: o.provider }, (l) => cost.labels(l)).inc(Number(o.costNanoUsd) / 1e9);
       }
       for (const a of o.attempts) {
-        attempts.inc({ provider: a.provider, model: a.model, outcome: a.outcome, error_class: a.errorClass ?? "" });
+        child("att", { provider: a.provider, model: a.model, outcome: a.outcome, error_class: a.errorClass ?? "" }, (l) => attempts.labels(l)).inc();
       }
     },
     render: () => registry.metrics(),
