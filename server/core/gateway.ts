@@ -11,6 +11,7 @@ import { newId } from "./ids.js";
 import type { Deployment, Runtime } from "./runtime.js";
 import type { RouteTraceRecord } from "./trace.js";
 import type { GatewayMetrics } from "../telemetry/metrics.js";
+import { recordRequestSpan, type TraceHeaders } from "../telemetry/tracing.js";
 
 /**
  * The gateway core: the one pipeline both edges call. It resolves the
@@ -30,6 +31,8 @@ export interface RequestContext {
   startedAt: number;
   /** deadlineAt is performance.now() when the caller's own deadline (an RPC deadline) passes, if it set one. */
   deadlineAt?: number;
+  /** traceHeaders are the caller's W3C trace-context headers, to parent the request's span. */
+  traceHeaders?: TraceHeaders;
 }
 
 /** CompleteOutcome is a whole answer, priced and traced. */
@@ -140,6 +143,23 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
       cachedInputTokens: u?.cachedInputTokens,
       reasoningTokens: u?.reasoningTokens,
       costNanoUsd: fields.cost?.total,
+      attempts: fields.trace?.attempts ?? [],
+    });
+    recordRequestSpan({
+      headers: ctx.traceHeaders,
+      startEpochMs: Date.now() - durationMs,
+      edge: ctx.edge,
+      requestId: ctx.requestId,
+      keyId: ctx.caller.keyId,
+      requestedModel: request.model,
+      model: fields.deployment?.id,
+      provider: fields.deployment?.provider.id,
+      stream: fields.stream,
+      status: fields.status,
+      inputTokens: u?.inputTokens,
+      outputTokens: u?.outputTokens,
+      costNanoUsd: fields.cost?.total,
+      error: fields.error,
       attempts: fields.trace?.attempts ?? [],
     });
     if (!logger.isLevelEnabled("info")) return;

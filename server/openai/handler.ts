@@ -32,7 +32,15 @@ export function createOpenAIHandler(gateway: Gateway, options: OpenAIHandlerOpti
   async function chatCompletions(req: HttpRequest, res: HttpResponse, requestId: string, startedAt: number): Promise<void> {
     const caller = gateway.authenticate(header(req, "authorization"));
     const { request, stream, includeUsage } = parseChatRequest(parseJsonBody(await readBody(req, options.maxBodyBytes)));
-    const ctx: RequestContext = { requestId, edge: "rest", caller, signal: callerSignal(res), startedAt };
+    const traceparent = header(req, "traceparent");
+    const ctx: RequestContext = {
+      requestId,
+      edge: "rest",
+      caller,
+      signal: callerSignal(res),
+      startedAt,
+      traceHeaders: traceparent === undefined ? undefined : { traceparent, tracestate: header(req, "tracestate") },
+    };
     const created = Math.floor(Date.now() / 1000);
 
     if (!stream) {

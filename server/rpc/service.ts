@@ -24,7 +24,16 @@ function context(gateway: Gateway, ctx: HandlerContext): RequestContext {
   const caller = gateway.authenticate(ctx.requestHeader.get("authorization") ?? undefined);
   const startedAt = performance.now();
   const timeoutMs = ctx.timeoutMs();
-  return { requestId, edge: "rpc", caller, signal: ctx.signal, startedAt, deadlineAt: timeoutMs === undefined ? undefined : startedAt + timeoutMs };
+  const traceparent = ctx.requestHeader.get("traceparent") ?? undefined;
+  return {
+    requestId,
+    edge: "rpc",
+    caller,
+    signal: ctx.signal,
+    startedAt,
+    deadlineAt: timeoutMs === undefined ? undefined : startedAt + timeoutMs,
+    traceHeaders: traceparent === undefined ? undefined : { traceparent, tracestate: ctx.requestHeader.get("tracestate") ?? undefined },
+  };
 }
 
 /** registerGatewayService adds GatewayService to a Connect router. */
