@@ -1,9 +1,10 @@
-import { createPool } from "../load.js";
+import { createPool, runLoad, unarySender } from "../load.js";
+import { UNARY_SCENARIO } from "../plan.js";
 import { pinProcess, processTree } from "../proc.js";
 import type { Cell, Section } from "../report.js";
 import { firstErrorLine, ServerStartError, type ServerProcess } from "../servers.js";
 import { paired, spread } from "../stats.js";
-import type { Target } from "../targets.js";
+import { restSpec, type Target } from "../targets.js";
 import { ErrorLog, type BenchContext } from "./common.js";
 import { baselineP99Ms, ramp, type RampResult } from "./throughput.js";
 
@@ -45,6 +46,11 @@ export async function workersSection(ctx: BenchContext): Promise<Section> {
       { workers: 1, server: one, target: { id: "gateway", server: one, pool: pools[1]!, isGateway: true } },
       { workers: 2, server: two, target: { id: "gateway", server: two, pool: pools[0]!, isGateway: true } },
     ];
+    // Fresh processes (and each of their workers) must be warm before a ramp, as every other target is.
+    for (const { target } of targets) {
+      ctx.progress.step(`workers · warm-up · ${target.server.name}`);
+      await runLoad({ concurrency: 16, durationMs: ctx.plan.warmupMs, send: unarySender(target.pool, restSpec(target, UNARY_SCENARIO, false)) });
+    }
     const direct = ctx.targets.find((t) => t.id === "direct")!;
     const { rounds, levelMs, levels } = ctx.plan.workers;
     const best: Record<number, number[]> = { 1: [], 2: [] };
