@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { request } from "node:http";
 import { after, before, describe, it } from "node:test";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { createGatewayClient, userText } from "../../clients/index.js";
 import { simulatedProvider, startTestGateway, type TestGateway } from "../support/gateway.js";
 
 // Malformed requests get a clear 4xx in the caller's protocol, never a
@@ -75,6 +77,16 @@ describe("bad input", () => {
     const res = await post(`${gw.url}/llmgateway.v1.GatewayService/Complete`, "{not json");
     assert.equal(res.status, 400);
     assert.match(res.body, /invalid_argument/);
+  });
+
+  it("refuses an oversized RPC with ResourceExhausted over Connect and gRPC", async () => {
+    for (const protocol of ["connect", "grpc"] as const) {
+      const client = createGatewayClient({ baseUrl: gw.url, protocol });
+      await assert.rejects(client.complete({ model: "sim/echo", messages: [userText("x".repeat(100 * 1024))] }), (e: unknown) => {
+        const ce = ConnectError.from(e);
+        return ce.code === Code.ResourceExhausted && /readMaxBytes 65536/.test(ce.rawMessage);
+      });
+    }
   });
 
   it("is still healthy afterwards", async () => {
