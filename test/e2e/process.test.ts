@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, writeFileSync, renameSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import OpenAI from "openai";
+import { spawnGatewayProcess, type GatewayProcess } from "../support/process.js";
 
 // The gateway as a real process: it reloads its configuration on SIGHUP
 // and on file change (rejecting an invalid file and keeping the old one),
@@ -22,59 +22,14 @@ ${models.map((m) => `  - { id: ${m}, provider: sim, context_window: 8000, max_ou
 ${extra}`;
 }
 
-interface Running {
-  child: ChildProcess;
-  url: string;
-  lines: Array<Record<string, unknown>>;
-  waitFor(pred: (l: Record<string, unknown>) => boolean, ms?: number): Promise<Record<string, unknown>>;
-  exited: Promise<number | null>;
-}
-
-async function startProcess(configPath: string): Promise<Running> {
-  const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts", "--config", configPath], {
-    cwd: join(import.meta.dirname, "..", ".."),
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const lines: Array<Record<string, unknown>> = [];
-  const waiters: Array<() => void> = [];
-  let buf = "";
-  child.stdout!.on("data", (d: Buffer) => {
-    buf += d.toString("utf8");
-    let i;
-    while ((i = buf.indexOf("\n")) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        // not a log line
-      }
-      for (const w of waiters.splice(0)) w();
-    }
-  });
-  let stderr = "";
-  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const waitFor = async (pred: (l: Record<string, unknown>) => boolean, ms = 15000) => {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const found = lines.find(pred);
-      if (found) return found;
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`log line not seen; stderr: ${stderr}`);
-      await new Promise<void>((r) => {
-        waiters.push(r);
-        setTimeout(r, 200);
-      });
-    }
-  };
-  const listening = await waitFor((l) => typeof l.port === "number" && String(l.msg).includes("listening"));
-  return { child, url: `http://127.0.0.1:${listening.port as number}`, lines, waitFor, exited };
+function startProcess(configPath: string): Promise<GatewayProcess> {
+  return spawnGatewayProcess(["--config", configPath], { ready: (l) => typeof l.port === "number" && String(l.msg).includes("listening") });
 }
 
 describe("the gateway process", () => {
   const dir = mkdtempSync(join(tmpdir(), "llmgw-proc-"));
   const path = join(dir, "gateway.yaml");
-  let gw: Running;
+  let gw: GatewayProcess;
 
   before(async () => {
     writeFileSync(path, config(["sim/a"]));

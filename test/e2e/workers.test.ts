@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import { mkdtempSync, renameSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
@@ -8,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import OpenAI from "openai";
+import { spawnGatewayProcess, ROOT, type GatewayProcess, type LogLine } from "../support/process.js";
 import { deleteRedisKeys } from "../support/routing.js";
 
 // `--workers 2` as a real process tree: a primary and two workers on one
@@ -18,13 +18,12 @@ import { deleteRedisKeys } from "../support/routing.js";
 // primary hands out connections (not requests) round-robin.
 
 const REDIS_URL = "redis://127.0.0.1:6379";
-const ROOT = join(import.meta.dirname, "..", "..");
 const RPM = 5;
 const OPEN_TOKEN = "workers-open-token";
 const LIMITED_TOKEN = "workers-limited-token";
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
-type Line = Record<string, unknown>;
+type Line = LogLine;
 
 function config(state: string, extraModels: string[] = []): string {
   const models = ["sim/fast", ...extraModels].map((m) => `  - { id: ${m}, provider: fast, context_window: 8000, max_output_tokens: 1000 }`);
@@ -47,51 +46,10 @@ keys:
 `;
 }
 
-interface Running {
-  child: ChildProcess;
-  url: string;
-  lines: Line[];
-  stderr(): string;
-  waitFor(pred: (l: Line) => boolean, ms?: number): Promise<Line>;
-  exited: Promise<number | null>;
-}
-
-/** spawnGateway starts server/main.ts with args; it resolves once a line satisfies ready (or the process exits, when ready is undefined). */
-async function spawnGateway(args: string[], ready?: (l: Line) => boolean, env: NodeJS.ProcessEnv = {}): Promise<Running> {
-  const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts", ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
-  const lines: Line[] = [];
-  const waiters: Array<() => void> = [];
-  let buf = "";
-  child.stdout!.on("data", (d: Buffer) => {
-    buf += d.toString("utf8");
-    let i;
-    while ((i = buf.indexOf("\n")) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      // Every line must be whole JSON: the primary relays the workers' output line by line.
-      lines.push(JSON.parse(line) as Line);
-      for (const w of waiters.splice(0)) w();
-    }
-  });
-  let stderr = "";
-  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const waitFor = async (pred: (l: Line) => boolean, ms = 15_000) => {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const found = lines.find(pred);
-      if (found) return found;
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`log line not seen; stderr: ${stderr}`);
-      await new Promise<void>((r) => {
-        waiters.push(r);
-        setTimeout(r, 200);
-      });
-    }
-  };
-  const running: Running = { child, url: "", lines, stderr: () => stderr, waitFor, exited };
-  if (ready === undefined) return running;
-  const listening = await waitFor(ready);
-  return { ...running, url: `http://127.0.0.1:${listening.port as number}` };
+/** spawnGateway starts server/main.ts with args; it resolves once a line satisfies ready (or at once, when ready is undefined). */
+function spawnGateway(args: string[], ready?: (l: Line) => boolean, env: NodeJS.ProcessEnv = {}): Promise<GatewayProcess> {
+  // Every line must be whole JSON: the primary relays the workers' output line by line.
+  return spawnGatewayProcess(args, { ready, env, strictJson: true });
 }
 
 const poolListening = (l: Line) => l.role === "primary" && String(l.msg).startsWith("llm-gateway listening");
@@ -133,7 +91,7 @@ describe("--workers 2 on Redis state", () => {
   const path = join(dir, "gateway.yaml");
   const prefix = `test-workers-${randomUUID()}`;
   const state = `{ backend: redis, url: "${REDIS_URL}", key_prefix: "${prefix}" }`;
-  let gw: Running;
+  let gw: GatewayProcess;
 
   before(async () => {
     writeFileSync(path, config(state));
