@@ -22,7 +22,7 @@ import { spendReport, type SpendReport } from "./spend.js";
  * 1. measure the prompt (fast; exactly when a candidate's window is close)
  *    and resolve the route;
  * 2. take the request from the caller's RPM/TPM windows (key and team);
- * 3. reserve the request's maximum cost — the worst case over its
+ * 3. at the same time, reserve the request's maximum cost — the worst case over its
  *    candidates, as EstimateCost reports it — in the caller's budgets (key
  *    and team), atomically against each limit. Past a budget's soft limit
  *    (settled spend ≥ soft_limit × usd) the request is re-routed to the
@@ -31,9 +31,16 @@ import { spendReport, type SpendReport } from "./spend.js";
  *    cheaper route first, and otherwise the request is refused with
  *    ResourceExhausted and a retry-after until the period resets.
  *
- * A request refused at any step never reaches a provider. The returned
- * Admission's settle() records the actual cost and tokens; the gateway
- * calls it exactly once, also for failed and abandoned streams.
+ * Steps 2 and 3 are issued together (with Redis, one round trip), and an
+ * onPlan hook lets the caller start its own reads of the plan's state in
+ * the same batch. A refusal by either gives back what the other took, so
+ * a request refused at any step never reaches a provider and holds
+ * nothing afterwards; while the two are in flight, a request one of them
+ * refuses briefly holds what the other took, which can only refuse others
+ * (a budget's refusal then says in-flight requests hold it), never admit
+ * too many. The returned Admission's settle() records the actual cost and
+ * tokens; the gateway calls it exactly once, also for failed and abandoned
+ * streams.
  */
 
 /** DegradeInfo says that a budget re-routed the request. */
@@ -72,8 +79,13 @@ export interface AdmissionOptions {
 /** AdmissionControl admits requests and reports spend. */
 export interface AdmissionControl {
   readonly ledger: BudgetLedger;
-  /** admit runs the checks above and returns the plan to execute, or throws the caller's error. */
-  admit(rt: Runtime, request: ChatRequest, caller: Caller): Promise<Admission>;
+  /**
+   * admit runs the checks above and returns the plan to execute, or throws
+   * the caller's error. onPlan, when given, is called with the resolved plan
+   * just before the checks' store calls are issued (a budget may still
+   * re-route: compare it with the Admission's plan).
+   */
+  admit(rt: Runtime, request: ChatRequest, caller: Caller, onPlan?: (plan: RoutePlan) => void): Promise<Admission>;
   /** budgets reads the caller's budgets (for EstimateCost). */
   budgets(rt: Runtime, caller: Caller): Promise<BudgetStatus[]>;
   /** spend reports the caller's and its team's spend, remaining budget, reset times and limit usage. */
@@ -170,6 +182,8 @@ function withDegradeAllowed(rt: Runtime, caller: Caller, target: string): Caller
   return { ...caller, mayUse: (id) => ids.has(id) || caller.mayUse(id) };
 }
 
+const settleNothing = (): Promise<void> => Promise.resolve();
+
 /** createAdmissionControl builds admission control with its own budget ledger. */
 export function createAdmissionControl(options: AdmissionOptions = {}): AdmissionControl {
   const ledger = createBudgetLedger({ now: options.now });
@@ -223,24 +237,32 @@ export function createAdmissionControl(options: AdmissionOptions = {}): Admissio
   return {
     ledger,
 
-    async admit(rt, request, caller) {
+    async admit(rt, request, caller, onPlan) {
       const measure = measureForRouting(rt, request);
       const plan = resolveRoute(rt, request, caller);
+      onPlan?.(plan);
       const budgets = budgetScopes(rt.config, caller);
       const limits = limitScopes(rt.config, caller);
       if (budgets.length === 0 && limits.length === 0) {
-        return { plan, request, reservedNano: 0n, settle: async () => {} };
+        return { plan, request, reservedNano: 0n, settle: settleNothing };
       }
       const store = storeOf(rt);
-      const ticket: LimitTicket = await acquireLimits(store, limits, tpmTokensOf(plan, measure, request));
-      let held;
-      try {
-        held = budgets.length === 0 ? undefined : await reserveBudget(rt, store, budgets, request, caller, plan, measure);
-      } catch (err) {
+      const [limited, reserved] = await Promise.allSettled([
+        acquireLimits(store, limits, tpmTokensOf(plan, measure, request)),
+        budgets.length === 0 ? undefined : reserveBudget(rt, store, budgets, request, caller, plan, measure),
+      ]);
+      if (limited.status === "rejected") {
+        // The limit's refusal is the answer; a reservation made beside it is released.
+        if (reserved.status === "fulfilled") await reserved.value?.release(0n);
+        throw limited.reason;
+      }
+      const ticket: LimitTicket = limited.value;
+      if (reserved.status === "rejected") {
         // Refused: the request used no tokens.
         await ticket.reconcile(0);
-        throw err;
+        throw reserved.reason;
       }
+      const held = reserved.value;
       let settled = false;
       const admission: Admission = {
         plan: held?.plan ?? plan,

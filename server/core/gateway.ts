@@ -4,7 +4,16 @@ import { createAdmissionControl, type Admission, type DegradeInfo } from "../bud
 import type { SpendReport } from "../budgets/spend.js";
 import { addCost, computeCost, costOptionsFor, type CostBreakdown } from "../pricing/cost.js";
 import { estimateCandidates, type CandidateEstimate } from "../router/estimate.js";
-import { executeComplete, executeStream, type ExecOptions, type ExtraUsage, type StreamOutcome } from "../router/execute.js";
+import {
+  executeComplete,
+  executeStream,
+  latencyReaders,
+  prefetchRoute,
+  type ExecOptions,
+  type ExtraUsage,
+  type RoutePrefetch,
+  type StreamOutcome,
+} from "../router/execute.js";
 import type { ChatRequest, ChatResult, FinishReason, StreamChunk, Usage } from "./chat.js";
 import { GatewayError, type UpstreamError } from "./errors.js";
 import { newId } from "./ids.js";
@@ -191,11 +200,15 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
 
   const onStateError = (err: unknown) => logger.warn({ err }, "state store bookkeeping failed (routing continues)");
 
-  /** execOptions tells the executor the request's start and its deadline: the latency budget or the caller's, whichever is first. */
-  function execOptions(ctx: RequestContext, request: ChatRequest): ExecOptions {
+  /**
+   * execOptions tells the executor the request's start and its deadline (the
+   * latency budget or the caller's, whichever is first), the reads started
+   * beside admission, and whose latency any route reads.
+   */
+  function execOptions(ctx: RequestContext, request: ChatRequest, rt: Runtime, prefetch: RoutePrefetch | undefined): ExecOptions {
     const budget = request.routing.latencyBudgetMs;
     const deadlineAt = Math.min(ctx.deadlineAt ?? Infinity, budget === undefined ? Infinity : ctx.startedAt + budget);
-    return { startedAt: ctx.startedAt, deadlineAt, onStateError };
+    return { startedAt: ctx.startedAt, deadlineAt, onStateError, prefetch, sharedLatency: latencyReaders(rt.config) };
   }
 
   function errorStatus(err: unknown): string {
@@ -218,20 +231,26 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
       const release = rt.acquire();
       const signal = withBudget(ctx.signal, request);
       let admitted: Admission | undefined;
+      let prefetch: RoutePrefetch | undefined;
+      // Settlement is issued before the answer returns and completes after it; the runtime stays in use until then.
+      let settled: Promise<void> | undefined;
       try {
-        admitted = await admission.admit(rt, request, ctx.caller);
+        // The executor's pre-call reads start beside admission's checks: one round trip with Redis.
+        admitted = await admission.admit(rt, request, ctx.caller, (plan) => (prefetch = prefetchRoute(plan, request)));
         const { plan, degraded } = admitted;
-        const { result, deployment, trace, extraUsage } = await executeComplete(plan, admitted.request, signal, execOptions(ctx, request));
+        const { result, deployment, trace, extraUsage } = await executeComplete(plan, admitted.request, signal, execOptions(ctx, request, rt, prefetch));
         const cost = priceAttempts(result.usage, deployment, extraUsage, request);
-        await admitted.settle(cost.total, result.usage);
+        settled = admitted.settle(cost.total, result.usage);
         logRequest(ctx, request, { status: "ok", deployment, trace, usage: result.usage, cost, stream: false, degraded });
         const out: CompleteOutcome = { id: newId(), result, deployment, trace, cost };
         if (degraded !== undefined) out.degraded = degraded;
         if (admitted.budgetRemainingNano !== undefined) out.budgetRemainingNano = remainingAfter(admitted, cost.total);
         return out;
       } catch (err) {
+        // Refused by admission: what was taken ahead of time for the plan is given back before the refusal is answered.
+        if (admitted === undefined) await prefetch?.discard();
         // No answer: nothing was billed (execute reports no usage for failed whole requests).
-        await admitted?.settle(0n, undefined);
+        settled = admitted?.settle(0n, undefined);
         logRequest(ctx, request, {
           status: errorStatus(err),
           trace: (err as GatewayError).trace as RouteTraceRecord | undefined,
@@ -240,7 +259,8 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
         });
         throw err;
       } finally {
-        release();
+        if (settled === undefined) release();
+        else void settled.then(release);
       }
     },
 
@@ -250,9 +270,10 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
       const signal = withBudget(ctx.signal, request);
       let logged = false;
       let admitted: Admission | undefined;
+      let prefetch: RoutePrefetch | undefined;
       let settling: Promise<void> | undefined;
       try {
-        admitted = await admission.admit(rt, request, ctx.caller);
+        admitted = await admission.admit(rt, request, ctx.caller, (plan) => (prefetch = prefetchRoute(plan, request)));
         const { plan, degraded } = admitted;
         const held = admitted;
         const id = newId();
@@ -275,7 +296,7 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
           logged = true;
           return cost;
         };
-        for await (const e of executeStream(plan, held.request, signal, ctx.startedAt, settle, execOptions(ctx, request))) {
+        for await (const e of executeStream(plan, held.request, signal, ctx.startedAt, settle, execOptions(ctx, request, rt, prefetch))) {
           if (e.type === "start") {
             const start: GatewayStreamEvent = { type: "start", id, deployment: e.deployment, attempts: e.attempts };
             if (degraded !== undefined) start.degraded = degraded;
@@ -285,12 +306,13 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
             yield e;
           } else {
             const o = e.outcome;
+            // Issued now (the next request through this replica sees it), completed after the end is sent.
             const cost = settle(o);
-            await settling;
             yield { type: "end", finishReason: o.finishReason, usage: o.usage, cost, trace: o.trace, error: o.error };
           }
         }
       } catch (err) {
+        if (admitted === undefined) await prefetch?.discard();
         logRequest(ctx, request, {
           status: errorStatus(err),
           trace: (err as GatewayError).trace as RouteTraceRecord | undefined,
@@ -302,8 +324,9 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
       } finally {
         if (!logged) logRequest(ctx, request, { status: "canceled", stream: true });
         // Settled by now unless nothing started (refused, failed or cancelled before the first chunk): release the hold.
-        await (settling ?? admitted?.settle(0n, undefined));
-        release();
+        const settled = settling ?? admitted?.settle(0n, undefined);
+        if (settled === undefined) release();
+        else void settled.then(release);
       }
     },
 

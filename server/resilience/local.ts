@@ -1,11 +1,12 @@
 import type { StateStore } from "../state/store.js";
 import { LocalLatency } from "./latency-window.js";
+import type { WindowTotals } from "./rate-limits.js";
 import { Wakeup } from "./wait.js";
 
 /**
  * What one replica keeps for itself next to the shared store: recent
- * latency samples (for percentiles) and the wakeup of local capacity
- * waiters. It is keyed by the store, which outlives configuration reloads,
+ * latency samples (for percentiles), the wakeup of local capacity
+ * waiters, and the rate-limit window totals it last saw. It is keyed by the store, which outlives configuration reloads,
  * so a reload keeps the samples.
  */
 
@@ -13,6 +14,8 @@ import { Wakeup } from "./wait.js";
 export interface LocalResilience {
   latency: LocalLatency;
   wakeup: Wakeup;
+  /** windowTotals are the provider and deployment limit windows' totals as last seen (see capacityLikely). */
+  windowTotals: WindowTotals;
 }
 
 const byStore = new WeakMap<StateStore, LocalResilience>();
@@ -21,7 +24,7 @@ const byStore = new WeakMap<StateStore, LocalResilience>();
 export function localFor(store: StateStore): LocalResilience {
   let local = byStore.get(store);
   if (local === undefined) {
-    local = { latency: new LocalLatency(), wakeup: new Wakeup() };
+    local = { latency: new LocalLatency(), wakeup: new Wakeup(), windowTotals: new Map() };
     byStore.set(store, local);
   }
   return local;

@@ -68,6 +68,13 @@ export interface CapacityLease {
   readonly tokens: number;
   /** settle reconciles the TPM reservation with the tokens actually used (0 when nothing was consumed). */
   settle(actualTokens: number): Promise<void>;
+  /**
+   * release gives back everything the lease took, request unit included,
+   * as if it had never been acquired: for capacity taken ahead of time
+   * (see the executor's prefetch) that no call ended up using. Only the
+   * first of settle and release counts.
+   */
+  release(): Promise<void>;
 }
 
 /** CapacityResult is an admission, or why not and when to try again. */
@@ -76,14 +83,38 @@ export type CapacityResult =
   | { ok: false; reason: string; retryAfterMs: number; /** never is true when the request can never fit (more tokens than the limit). */ never: boolean };
 
 /** NO_LEASE is the lease of a deployment without limits: nothing to reconcile. */
-export const NO_LEASE: CapacityLease = { tokens: 0, settle: () => Promise.resolve() };
+export const NO_LEASE: CapacityLease = { tokens: 0, settle: () => Promise.resolve(), release: () => Promise.resolve() };
+
+/**
+ * WindowTotals remembers, per limit window, the total this replica last saw
+ * (from the windows' own answers to acquires), so capacityLikely can tell
+ * a window with room to spare from one near its limit without asking the
+ * store.
+ */
+export type WindowTotals = Map<string, number>;
+
+/**
+ * capacityLikely tells whether every limit window of d had room for
+ * `tokens` with half its limit to spare when this replica last acquired
+ * from it. Taking capacity before knowing whether the request will use it
+ * (and giving it back if not) is harmless then: the brief hold cannot push
+ * another request over the limit. A window never seen is not assumed to
+ * have room.
+ */
+export function capacityLikely(totals: WindowTotals, d: Deployment, tokens: number): boolean {
+  for (const e of limitEntries(d)) {
+    const used = totals.get(e.key);
+    if (used === undefined || used + (e.tokens ? tokens : 1) > e.limit / 2) return false;
+  }
+  return true;
+}
 
 /**
  * acquireCapacity admits one request of `tokens` estimated tokens to a
  * deployment, against every limit on its way, in one batch of store calls.
  * If any window refuses, what the others admitted is given back.
  */
-export async function acquireCapacity(store: StateStore, wakeup: Wakeup, d: Deployment, tokens: number): Promise<CapacityResult> {
+export async function acquireCapacity(store: StateStore, wakeup: Wakeup, d: Deployment, tokens: number, totals?: WindowTotals): Promise<CapacityResult> {
   const entries = limitEntries(d);
   if (entries.length === 0) return { ok: true, lease: NO_LEASE };
   for (const e of entries) {
@@ -92,6 +123,7 @@ export async function acquireCapacity(store: StateStore, wakeup: Wakeup, d: Depl
     }
   }
   const results = await Promise.all(entries.map((e) => store.windowAcquire(e.key, e.tokens ? tokens : 1, e.limit, LIMIT_WINDOW_MS)));
+  if (totals !== undefined) results.forEach((r, i) => totals.set(entries[i]!.key, r.used));
   const refused = results.findIndex((r) => !r.allowed);
   if (refused >= 0) {
     const giveBack: Array<Promise<void>> = [];
@@ -109,7 +141,6 @@ export async function acquireCapacity(store: StateStore, wakeup: Wakeup, d: Depl
     return { ok: false, reason: `rate limit reached: ${labels.join(", ")}`, retryAfterMs: Math.max(1, retryAfterMs), never: false };
   }
   const tokenKeys = entries.filter((e) => e.tokens).map((e) => e.key);
-  if (tokenKeys.length === 0) return { ok: true, lease: NO_LEASE };
   let settled = false;
   return {
     ok: true,
@@ -119,10 +150,16 @@ export async function acquireCapacity(store: StateStore, wakeup: Wakeup, d: Depl
         if (settled) return;
         settled = true;
         const delta = Math.round(actualTokens) - tokens;
-        if (delta === 0) return;
+        if (delta === 0 || tokenKeys.length === 0) return;
         await Promise.all(tokenKeys.map((k) => store.windowAdjust(k, delta, LIMIT_WINDOW_MS)));
         // Capacity came back: waiting batch requests on this replica try again now.
         if (delta < 0) for (const k of tokenKeys) wakeup.wake(k);
+      },
+      async release() {
+        if (settled) return;
+        settled = true;
+        await Promise.all(entries.map((e) => store.windowAdjust(e.key, -(e.tokens ? tokens : 1), LIMIT_WINDOW_MS)));
+        for (const e of entries) wakeup.wake(e.key);
       },
     },
   };

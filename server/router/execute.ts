@@ -1,4 +1,4 @@
-import type { BreakerConfig } from "../config/schema.js";
+import { routeTiers, type BreakerConfig, type GatewayConfig } from "../config/schema.js";
 import type { ChatRequest, ChatResult, FinishReason, StreamChunk, Usage } from "../core/chat.js";
 import { emptyUsage } from "../core/chat.js";
 import { GatewayError, UpstreamError, type ErrorClass } from "../core/errors.js";
@@ -23,7 +23,16 @@ import {
 import { DEFAULT_QUOTA_COOLDOWN_MS, latencyKey, markProviderUnavailable, readHealth, type DeploymentHealth } from "../resilience/health.js";
 import { localFor, type LocalResilience } from "../resilience/local.js";
 import { judgeLearned, learnedFrom429, learnedFromSnapshot, parseRateLimitHeaders, storeLearned } from "../resilience/rate-headers.js";
-import { acquireCapacity, hasLimits, limitKeys, NO_LEASE, reservationTokens, type CapacityLease } from "../resilience/rate-limits.js";
+import {
+  acquireCapacity,
+  capacityLikely,
+  hasLimits,
+  limitKeys,
+  NO_LEASE,
+  reservationTokens,
+  type CapacityLease,
+  type CapacityResult,
+} from "../resilience/rate-limits.js";
 import { startAttemptTimer, type AttemptLimits, type AttemptTimer } from "../resilience/timeouts.js";
 import { pause } from "../resilience/wait.js";
 import type { StateStore } from "../state/store.js";
@@ -39,7 +48,9 @@ import type { RoutePlan } from "./resolve.js";
  *
  * Before the first call, one batched read of the shared store gives each
  * candidate's breaker, learned rate limits and provider mark (and, for
- * `fastest` tiers, latency), which orders and filters the walk:
+ * `fastest` tiers, latency), which orders and filters the walk (the
+ * gateway starts it with prefetchRoute, beside admission, so that with
+ * Redis both share one round trip):
  *   - an open breaker (or one already probing) rules a deployment out; an
  *     open breaker past its cooldown admits this request as the single
  *     half-open probe if it wins the compare-and-set;
@@ -53,6 +64,13 @@ import type { RoutePlan } from "./resolve.js";
  * abortable: retrying the same deployment after a backoff (when every other
  * candidate is spent and its provider allows retries), and a batch request
  * waiting for capacity. Failing over never waits.
+ *
+ * Bookkeeping after a success (reconciling the token reservation, shared
+ * latency, the breaker's request count) is issued before the answer
+ * returns but not waited for: a store applies one connection's commands in
+ * order, so the next request through this replica sees it. Failures,
+ * probes, breaker transitions and quota marks are waited for, so the very
+ * next request avoids what they found.
  *
  * Hedging (opt-in per route): when the running attempt has no first token
  * after a threshold, the next candidate starts beside it; the first to
@@ -71,6 +89,118 @@ export interface ExecOptions {
   random?: () => number;
   /** onStateError hears state-store failures of bookkeeping that must not fail the request. */
   onStateError?: (err: unknown) => void;
+  /** prefetch is the plan's pre-call reads, started earlier by prefetchRoute (ignored, and discarded, if made for another plan). */
+  prefetch?: RoutePrefetch;
+  /**
+   * sharedLatency names the deployments whose latency statistics some route
+   * reads (latencyReaders); only theirs are recorded in the shared store.
+   * Unset: every deployment's are.
+   */
+  sharedLatency?: ReadonlySet<string>;
+}
+
+const latencyReadersOf = new WeakMap<GatewayConfig, ReadonlySet<string>>();
+
+/**
+ * latencyReaders lists the deployments in some route's `fastest` tier: the
+ * only readers of the shared latency statistics (hedging and the breaker's
+ * p95 rule use this replica's own samples), so no other deployment's
+ * latency is worth a store write.
+ */
+export function latencyReaders(config: GatewayConfig): ReadonlySet<string> {
+  let ids = latencyReadersOf.get(config);
+  if (ids === undefined) {
+    const set = new Set<string>();
+    for (const route of config.routes) {
+      for (const tier of routeTiers(route)) {
+        if (tier.strategy === "fastest") for (const t of tier.targets) set.add(typeof t === "string" ? t : t.model);
+      }
+    }
+    ids = set;
+    latencyReadersOf.set(config, ids);
+  }
+  return ids;
+}
+
+/** fastestIds lists the plan's deployments in `fastest` tiers (their latency is read, and their order is not known before). */
+function fastestIds(plan: RoutePlan): Set<string> {
+  const ids = new Set<string>();
+  for (const t of plan.tiers) if (t.strategy === "fastest") for (const d of t.candidates) ids.add(d.id);
+  return ids;
+}
+
+/** Speculation is rate-limit capacity taken for a plan's first candidate before its health was known. */
+interface Speculation {
+  d: Deployment;
+  tokens: number;
+  result: Promise<CapacityResult>;
+}
+
+function releaseSpeculation(spec: Speculation): Promise<void> {
+  return spec.result.then((r) => (r.ok ? r.lease.release() : undefined));
+}
+
+/** RoutePrefetch is a plan's pre-call state reads, started ahead of its execution (prefetchRoute). */
+export interface RoutePrefetch {
+  /** plan is the plan it was made for. */
+  readonly plan: RoutePlan;
+  /** discard gives back what it took ahead of time; call it when the plan will not be executed (admission refused it, or re-routed). */
+  discard(): Promise<void>;
+}
+
+class Prefetch implements RoutePrefetch {
+  private taken = false;
+
+  constructor(
+    readonly plan: RoutePlan,
+    private readonly health: Promise<Map<string, DeploymentHealth>>,
+    private readonly spec: Speculation | undefined,
+  ) {
+    // Nobody may ever look (a refused request): a failed read must not become an unhandled rejection.
+    health.catch(() => undefined);
+    spec?.result.catch(() => undefined);
+  }
+
+  /** take hands the reads to the one execution that uses them. */
+  take(): { health: Promise<Map<string, DeploymentHealth>>; spec: Speculation | undefined } | undefined {
+    if (this.taken) return undefined;
+    this.taken = true;
+    return { health: this.health, spec: this.spec };
+  }
+
+  discard(): Promise<void> {
+    if (this.taken) return Promise.resolve();
+    this.taken = true;
+    return this.spec === undefined ? Promise.resolve() : releaseSpeculation(this.spec);
+  }
+}
+
+/**
+ * prefetchRoute starts what the executor reads before its first call — every
+ * candidate's health (breaker, learned limits, provider mark, latency for
+ * `fastest` tiers) — and, when the first candidate has rate limits that
+ * had plenty of room when this replica last looked, takes its capacity
+ * ahead of time. All of it is issued at once, so called beside admission's
+ * own store calls it costs no extra round trip. The capacity is used only
+ * if the health read leaves that candidate first in line; otherwise (or
+ * on discard) it is given back, and a speculative refusal is simply asked
+ * again in order.
+ */
+export function prefetchRoute(plan: RoutePlan, request: ChatRequest): RoutePrefetch {
+  const fastest = fastestIds(plan);
+  const breakers = new Set<string>();
+  for (const d of plan.candidates) if (breakerPolicy(d.provider, { breaker: plan.defaultBreaker }) !== undefined) breakers.add(d.id);
+  const health = readHealth(plan.state, plan.candidates, fastest, breakers);
+  let spec: Speculation | undefined;
+  const first = plan.candidates[0];
+  if (first !== undefined && !fastest.has(first.id) && hasLimits(first)) {
+    const local = localFor(plan.state);
+    const tokens = reservationTokens(first, request, plan.promptTokens);
+    if (capacityLikely(local.windowTotals, first, tokens)) {
+      spec = { d: first, tokens, result: acquireCapacity(plan.state, local.wakeup, first, tokens, local.windowTotals) };
+    }
+  }
+  return new Prefetch(plan, health, spec);
 }
 
 /** ExtraUsage is what an attempt other than the answering one consumed (a hedge that lost). */
@@ -220,6 +350,10 @@ class Run {
   private readonly deadlineAt: number;
   private readonly batch: boolean;
   private readonly onStateError: (err: unknown) => void;
+  private readonly sharedLatency: ReadonlySet<string> | undefined;
+  private prefetched: ReturnType<Prefetch["take"]>;
+  /** spec is capacity taken ahead of time for the first candidate, until admit uses it or it is given back. */
+  private spec: Speculation | undefined;
   private pending: Array<Promise<void>> = [];
   private readonly skippedSeen = new Set<string>();
   private stopErr: UpstreamError | undefined;
@@ -243,6 +377,12 @@ class Run {
     this.deadlineAt = options.deadlineAt ?? Infinity;
     this.batch = request.routing.priority === "batch";
     this.onStateError = options.onStateError ?? (() => {});
+    this.sharedLatency = options.sharedLatency;
+    const prefetch = options.prefetch;
+    if (prefetch !== undefined) {
+      if (prefetch.plan === plan && prefetch instanceof Prefetch) this.prefetched = prefetch.take();
+      else this.track(prefetch.discard());
+    }
     const breakerDefaults = { breaker: plan.defaultBreaker };
     this.cands = plan.candidates.map((d) => ({
       d,
@@ -266,7 +406,7 @@ class Run {
     this.pending.push(p.then(() => undefined, (err: unknown) => this.onStateError(err)));
   }
 
-  /** background runs store bookkeeping nobody needs to wait for. */
+  /** background runs store bookkeeping nobody needs to wait for (issued now: the next request through this replica sees it). */
   private background(p: Promise<unknown>): void {
     p.catch((err: unknown) => this.onStateError(err));
   }
@@ -293,9 +433,17 @@ class Run {
   /** prepare reads every live candidate's health in one batch and judges it; the first time, it orders `fastest` tiers. */
   private async prepare(first: boolean): Promise<void> {
     const live = this.cands.filter((c) => !c.dead);
-    const fastest = new Set<string>();
-    if (first) for (const t of this.plan.tiers) if (t.strategy === "fastest") for (const d of t.candidates) fastest.add(d.id);
-    const health = await readHealth(this.store, live.map((c) => c.d), fastest, new Set(live.filter((c) => c.breaker !== undefined).map((c) => c.d.id)));
+    const fastest = first ? fastestIds(this.plan) : new Set<string>();
+    const prefetched = first ? this.prefetched : undefined;
+    this.prefetched = undefined;
+    let health: Map<string, DeploymentHealth>;
+    try {
+      health = await (prefetched?.health ??
+        readHealth(this.store, live.map((c) => c.d), fastest, new Set(live.filter((c) => c.breaker !== undefined).map((c) => c.d.id))));
+    } catch (err) {
+      if (prefetched?.spec !== undefined) this.background(releaseSpeculation(prefetched.spec));
+      throw err;
+    }
     const now = Date.now();
     const soft: string[] = [];
     for (const c of live) {
@@ -304,6 +452,13 @@ class Run {
     }
     if (first && fastest.size > 0) this.orderFastest(health);
     if (soft.length > 0) this.trace.reason += `; kept for last: ${soft.join(", ")}`;
+    const spec = prefetched?.spec;
+    if (spec !== undefined) {
+      // Capacity taken ahead of time is used only by the candidate the walk starts with anyway.
+      const c = this.cands[0]!;
+      if (c.d === spec.d && c.tokens === spec.tokens && c.verdict.kind === "closed" && this.startable(c, 0, performance.now())) this.spec = spec;
+      else this.track(releaseSpeculation(spec));
+    }
   }
 
   private judge(c: Candidate, h: DeploymentHealth, now: number): void {
@@ -410,7 +565,15 @@ class Run {
     }
     let lease = NO_LEASE;
     if (hasLimits(c.d)) {
-      const cap = await acquireCapacity(this.store, this.local.wakeup, c.d, c.tokens);
+      let cap: CapacityResult | undefined;
+      const spec = this.spec;
+      if (spec !== undefined && spec.d === c.d && probe === undefined) {
+        this.spec = undefined;
+        cap = await spec.result;
+        // Refused ahead of time: ask again, now that this request is admitted and others' early holds are given back.
+        if (!cap.ok && !cap.never) cap = undefined;
+      }
+      cap ??= await acquireCapacity(this.store, this.local.wakeup, c.d, c.tokens, this.local.windowTotals);
       if (!cap.ok) {
         if (probe !== undefined) this.track(settleProbe(this.store, c.d.id, probe, "neutral", c.breaker!, Date.now()));
         c.block = { kind: "capacity", reason: cap.reason, readyAt: cap.never ? Infinity : performance.now() + cap.retryAfterMs, keys: limitKeys(c.d) };
@@ -542,6 +705,9 @@ class Run {
     } finally {
       // Leaving with attempts still running (the caller left, a non-retryable verdict, an exception).
       for (const other of running) if (other.c.running) this.cancelOther(other, "the request ended before this attempt finished");
+      // Capacity taken ahead of time that no attempt used (the request ended before its first call).
+      if (this.spec !== undefined) this.track(releaseSpeculation(this.spec));
+      this.spec = undefined;
     }
     throw await this.failure();
   }
@@ -740,7 +906,7 @@ class Run {
     r.latencyMs = Math.round(performance.now() - a.started);
     if (r.httpStatus === 0) r.httpStatus = 200;
     const usage = a.result!.usage;
-    this.track(a.lease.settle(usage.inputTokens + usage.outputTokens));
+    this.background(a.lease.settle(usage.inputTokens + usage.outputTokens));
     this.healthy(a, r.latencyMs, undefined);
   }
 
@@ -748,12 +914,13 @@ class Run {
   streamed(a: Attempt, outcome: StreamOutcome, how: "ok" | "failed" | "abandoned"): void {
     a.timer.dispose();
     const tokens = outcome.usage.inputTokens + outcome.usage.outputTokens;
-    this.track(a.lease.settle(tokens));
     const c = a.c;
     if (how === "ok") {
+      this.background(a.lease.settle(tokens));
       this.healthy(a, a.record.latencyMs, a.record.timeToFirstTokenMs);
       return;
     }
+    this.track(a.lease.settle(tokens));
     const now = Date.now();
     const health = how === "failed" && outcome.error !== undefined && countsAgainstHealth(outcome.error.errorClass);
     if (a.probe !== undefined) this.track(settleProbe(this.store, c.d.id, a.probe, health ? "failure" : "neutral", c.breaker!, now, outcome.error?.message));
@@ -766,7 +933,9 @@ class Run {
   private healthy(a: Attempt, latencyMs: number, ttftMs: number | undefined): void {
     const c = a.c;
     const id = c.d.id;
-    this.background(this.store.recordLatency(latencyKey(id), latencyMs, ttftMs, this.plan.latencyHalfLifeMs));
+    if (this.sharedLatency === undefined || this.sharedLatency.has(id)) {
+      this.background(this.store.recordLatency(latencyKey(id), latencyMs, ttftMs, this.plan.latencyHalfLifeMs));
+    }
     const window = this.local.latency.window(id, ttftMs !== undefined ? "ttft" : "total");
     window.add(ttftMs ?? latencyMs);
     const policy = c.breaker;

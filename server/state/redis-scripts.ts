@@ -9,15 +9,20 @@ import { createHash } from "node:crypto";
  *
  * Layouts (K = `${prefix}:{${logicalKey}}`):
  * - sliding window: `K:w` sorted set, member `<seq>:<amount>`, score = time
- *   in ms (µs precision); `K:wm` hash {sum, seq}: the running total (so an
- *   acquire does not sum the whole log) and the member sequence. An entry
- *   counts while `now - score < windowMs`, exactly as in the memory store.
+ *   in whole ms (rounded up, as are reservation expiries); `K:wm` hash {sum, seq, n, e}: the running total
+ *   (so an acquire does not sum the whole log), the member sequence, the
+ *   number of entries, and until when the keys' TTL is known to last (so
+ *   it is renewed once per window, not on every write). An entry counts
+ *   while `now - score < windowMs`, exactly as in the memory store.
  * - reservations: `K:r` hash; field `c` = committed total as a decimal
- *   string, field `r:<id>` = `<amount>|<expiresAtMs>`. Amounts and totals
- *   use decimal-string arithmetic in Lua (Lua numbers are doubles and would
- *   lose precision above 2^53 nano-USD ≈ 9 million USD), so totals are
- *   exact at any size. The reserved total is derived from the live
- *   reservations on every call; expired ones are deleted as they are seen.
+ *   string, field `r:<id>` = `<amount>|<expiresAtMs>`, field `t` = the
+ *   total of the `r:` fields present, field `x` = a lower bound on their
+ *   expiry. Amounts and totals use decimal-string arithmetic in Lua (Lua
+ *   numbers are doubles and would lose precision above 2^53 nano-USD ≈ 9
+ *   million USD), so totals are exact at any size. A call reads the kept
+ *   total, so its cost does not grow with the requests in flight; once a
+ *   reservation may have expired (x <= now) the totals are recounted and
+ *   expired reservations deleted.
  * - JSON documents: `K:j` string holding the JSON text.
  * - latency: `K:l` hash {w, m, tw, tm, at, h}: decayed weight and mean of
  *   latency, the same for time to first token, last observation time and
@@ -40,20 +45,20 @@ local function now_ms()
 end
 `;
 
-// Helpers every script may use.
-const HELPERS = `
+// Helpers, in three groups, so that each script defines only the ones it
+// uses (defining functions is part of every call's cost).
+const FORMAT_HELPERS = `
 local function fmt(x)
   if x == math.floor(x) and math.abs(x) < 1e15 then return string.format('%d', x) end
   return string.format('%.17g', x)
 end
+`;
 
-local function member_amount(member)
-  local i = string.find(member, ':', 1, true)
-  return tonumber(string.sub(member, i + 1))
-end
-
+const DECIMAL_HELPERS = `
 -- Decimal-string arithmetic on non-negative integers without leading zeros.
+-- Up to 15 digits a double is exact, so short operands take the fast path.
 local function sadd(a, b)
+  if #a < 16 and #b < 16 then return string.format('%d', tonumber(a) + tonumber(b)) end
   local out = {}
   local i, j, carry = #a, #b, 0
   while i > 0 or j > 0 or carry > 0 do
@@ -82,35 +87,102 @@ local function scmp(a, b)
   if a < b then return -1 else return 1 end
 end
 
--- Drops entries that left the window; returns the live total.
-local function trim(z, m, now, window)
-  local cutoff = now - window
-  local sum = tonumber(redis.call('HGET', m, 'sum') or '0')
-  local old = redis.call('ZRANGEBYSCORE', z, '-inf', cutoff)
-  if #old > 0 then
-    for i = 1, #old do sum = sum - member_amount(old[i]) end
-    redis.call('ZREMRANGEBYSCORE', z, '-inf', cutoff)
-    redis.call('HSET', m, 'sum', fmt(sum))
+-- a - b, never below '0'.
+local function ssub(a, b)
+  if scmp(a, b) <= 0 then return '0' end
+  if #a < 16 then return string.format('%d', tonumber(a) - tonumber(b)) end
+  local out = {}
+  local i, j, borrow = #a, #b, 0
+  while i > 0 do
+    local d = string.byte(a, i) - 48 - borrow
+    if j > 0 then d = d - (string.byte(b, j) - 48) end
+    if d < 0 then
+      d = d + 10
+      borrow = 1
+    else
+      borrow = 0
+    end
+    out[#out + 1] = string.char(48 + d)
+    i = i - 1
+    j = j - 1
   end
-  if redis.call('ZCARD', z) == 0 then
-    -- Reset rather than trust the running sum, so float drift cannot accumulate.
-    redis.call('DEL', z, m)
-    return 0
-  end
-  return sum
+  local n = #out
+  for k = 1, math.floor(n / 2) do out[k], out[n - k + 1] = out[n - k + 1], out[k] end
+  local r = table.concat(out)
+  local z = string.find(r, '[^0]')
+  if z == nil then return '0' end
+  return string.sub(r, z)
+end
+`;
+
+const WINDOW_HELPERS = `
+local function member_amount(member)
+  local i = string.find(member, ':', 1, true)
+  return tonumber(string.sub(member, i + 1))
 end
 
--- Adds an entry to a window whose live total (after trim) is sum; returns the new total.
-local function window_add(z, m, now, amount, window, sum)
-  local seq = redis.call('HINCRBY', m, 'seq', 1)
-  redis.call('ZADD', z, now, seq .. ':' .. fmt(amount))
-  sum = sum + amount
-  redis.call('HSET', m, 'sum', fmt(sum))
-  -- One extra second of slack covers a server clock stepping back.
-  local ttl = math.ceil(window) + 1000
-  redis.call('PEXPIRE', z, ttl)
-  redis.call('PEXPIRE', m, ttl)
-  return sum
+-- Opens a window: reads its meta in one call and drops the entries that
+-- left it (score <= now - window). Meta written before entries were
+-- counted (no n) is counted once.
+local function open_window(z, m, now, window)
+  local meta = redis.call('HMGET', m, 'sum', 'seq', 'n', 'e')
+  local w = { z = z, m = m, sum = tonumber(meta[1]) or 0, seq = tonumber(meta[2]) or 0, n = tonumber(meta[3]), e = tonumber(meta[4]) or 0, dirty = false, added = false }
+  if w.n == nil then
+    w.n = redis.call('ZCARD', z)
+    w.dirty = meta[1] ~= false or w.n > 0
+  end
+  if w.n > 0 then
+    -- Scores are whole milliseconds, so this drops exactly the entries with score <= now - window.
+    local cutoff = math.floor(now - window)
+    local old = redis.call('ZRANGEBYSCORE', z, '-inf', cutoff)
+    if #old > 0 then
+      for i = 1, #old do w.sum = w.sum - member_amount(old[i]) end
+      redis.call('ZREMRANGEBYSCORE', z, '-inf', cutoff)
+      w.n = w.n - #old
+      w.dirty = true
+    end
+  end
+  if w.n <= 0 then
+    -- Empty: start from zero rather than trust the running sum, so float drift cannot accumulate.
+    w.n = 0
+    w.sum = 0
+  end
+  return w
+end
+
+-- Adds an entry to an open window, timed at the next whole millisecond:
+-- it may count up to 1 ms longer, never shorter, and whole numbers are
+-- cheap for Redis to format and parse (17-digit fractions are not).
+local function window_add(w, now, amount)
+  w.seq = w.seq + 1
+  redis.call('ZADD', w.z, math.ceil(now), fmt(w.seq) .. ':' .. fmt(amount))
+  w.sum = w.sum + amount
+  w.n = w.n + 1
+  w.dirty = true
+  w.added = true
+end
+
+-- Writes an open window back: nothing when unchanged, no keys at all when
+-- empty. An entry added now must outlive its window plus one second of
+-- slack for a server clock stepping back; the TTL is set one window
+-- beyond that and renewed only when it runs short (at most once per
+-- window, not on every write), so keys may outlive their last entry by
+-- up to one window.
+local function close_window(w, now, window)
+  if w.n == 0 then
+    if w.dirty then redis.call('DEL', w.z, w.m) end
+    return
+  end
+  if not w.dirty then return end
+  if w.added and w.e < now + window + 1000 then
+    w.e = math.ceil(now + 2 * window + 1000)
+    redis.call('HSET', w.m, 'sum', fmt(w.sum), 'seq', fmt(w.seq), 'n', fmt(w.n), 'e', fmt(w.e))
+    local ttl = math.ceil(w.e - now)
+    redis.call('PEXPIRE', w.z, ttl)
+    redis.call('PEXPIRE', w.m, ttl)
+  else
+    redis.call('HSET', w.m, 'sum', fmt(w.sum), 'seq', fmt(w.seq), 'n', fmt(w.n))
+  end
 end
 `;
 
@@ -120,11 +192,14 @@ const WINDOW_ACQUIRE = `
 local z, m = KEYS[1], KEYS[2]
 local amount, limit, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
-local sum = trim(z, m, now, window)
-if sum + amount <= limit then
-  if amount > 0 then sum = window_add(z, m, now, amount, window, sum) end
-  return {1, fmt(sum), 0}
+local w = open_window(z, m, now, window)
+if w.sum + amount <= limit then
+  if amount > 0 then window_add(w, now, amount) end
+  close_window(w, now, window)
+  return {1, fmt(w.sum), 0}
 end
+close_window(w, now, window)
+local sum = w.sum
 if amount > limit then return {0, fmt(sum), math.ceil(window)} end
 local needed = sum + amount - limit
 local freed = 0
@@ -148,109 +223,150 @@ const WINDOW_ADJUST = `
 local z, m = KEYS[1], KEYS[2]
 local delta, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now = now_ms()
-local sum = trim(z, m, now, window)
+local w = open_window(z, m, now, window)
 if delta > 0 then
-  window_add(z, m, now, delta, window, sum)
+  window_add(w, now, delta)
+  close_window(w, now, window)
   return 1
 end
-if sum == 0 then return 0 end
+if w.n == 0 then
+  close_window(w, now, window)
+  return 0
+end
 -- Give back from the newest entries, never below zero.
 local remaining = -delta
-while remaining > 0 do
+while remaining > 0 and w.n > 0 do
   local last = redis.call('ZRANGE', z, -1, -1, 'WITHSCORES')
-  if #last == 0 then break end
+  if #last == 0 then
+    w.n = 0
+    break
+  end
   local amount = member_amount(last[1])
   redis.call('ZREM', z, last[1])
   if amount <= remaining then
     remaining = remaining - amount
-    sum = sum - amount
+    w.sum = w.sum - amount
+    w.n = w.n - 1
   else
-    local seq = redis.call('HINCRBY', m, 'seq', 1)
-    redis.call('ZADD', z, last[2], seq .. ':' .. fmt(amount - remaining))
-    sum = sum - remaining
+    w.seq = w.seq + 1
+    redis.call('ZADD', z, last[2], fmt(w.seq) .. ':' .. fmt(amount - remaining))
+    w.sum = w.sum - remaining
     remaining = 0
   end
 end
-if redis.call('ZCARD', z) == 0 then
-  redis.call('DEL', z, m)
-else
-  redis.call('HSET', m, 'sum', fmt(sum))
-end
+w.dirty = true
+if w.n <= 0 then w.n = 0 end
+close_window(w, now, window)
 return 1
 `;
 
 // KEYS: window zset, window meta. ARGV: windowMs. Returns used (string).
 const WINDOW_USAGE = `
-return fmt(trim(KEYS[1], KEYS[2], now_ms(), tonumber(ARGV[1])))
+local now = now_ms()
+local window = tonumber(ARGV[1])
+local w = open_window(KEYS[1], KEYS[2], now, window)
+close_window(w, now, window)
+return fmt(w.sum)
 `;
 
-// Splits a reservation value "<amount>|<expiresAt>".
+// Reservation hashes keep their reserved total (t) and a lower bound on
+// their reservations' expiry (x), so a call costs the same however many
+// requests are in flight; only once a reservation may have expired
+// (x <= now), or for a hash written before totals were kept (no t), are
+// the totals recounted from the reservations themselves.
 const RESERVATION_HELPERS = `
+-- Splits a reservation value "<amount>|<expiresAt>".
 local function parse_reservation(v)
   local i = string.find(v, '|', 1, true)
   return string.sub(v, 1, i - 1), tonumber(string.sub(v, i + 1))
+end
+
+-- Reads a reservation hash's totals and, when field is given, that
+-- reservation's value (false when absent). A recount deletes expired
+-- reservations only when writable.
+local function open_reserve(h, now, writable, field)
+  local v
+  if field then v = redis.call('HMGET', h, 'c', 't', 'x', field) else v = redis.call('HMGET', h, 'c', 't', 'x') end
+  local r = { c = v[1] or '0', t = v[2], x = tonumber(v[3]), prev = v[4] or false, recounted = false, exists = v[1] ~= false or v[2] ~= false }
+  if r.t ~= false and (r.x == nil or r.x > now) then return r end
+  local all = redis.call('HGETALL', h)
+  r.t, r.x, r.prev, r.recounted = '0', nil, false, true
+  r.exists = #all > 0
+  for i = 1, #all, 2 do
+    local f, val = all[i], all[i + 1]
+    if string.sub(f, 1, 2) == 'r:' then
+      local a, exp = parse_reservation(val)
+      if exp <= now then
+        if writable then redis.call('HDEL', h, f) end
+      else
+        r.t = sadd(r.t, a)
+        if r.x == nil or exp < r.x then r.x = exp end
+        if f == field then r.prev = val end
+      end
+    end
+  end
+  return r
+end
+
+-- Writes the totals of a reservation hash back, with another field when given.
+local function save_reserve(h, r, t, field, value)
+  local args = {'HSET', h, 't', t}
+  if field then
+    args[#args + 1] = field
+    args[#args + 1] = value
+  end
+  if r.x ~= nil then
+    args[#args + 1] = 'x'
+    args[#args + 1] = fmt(r.x)
+  end
+  redis.call(unpack(args))
+  if r.x == nil and r.recounted then redis.call('HDEL', h, 'x') end
 end
 `;
 
 // KEYS: reserve hash. ARGV: id, amount, limit, ttlMs, reservationTtlMs.
 // Returns {ok 0|1, committed, reserved} with decimal strings.
 const RESERVE = `
-${RESERVATION_HELPERS}
 local h = KEYS[1]
 local field = 'r:' .. ARGV[1]
 local amount, limit = ARGV[2], ARGV[3]
 local now = now_ms()
-local all = redis.call('HGETALL', h)
-local committed, reserved, previous = '0', '0', '0'
-for i = 1, #all, 2 do
-  local f, v = all[i], all[i + 1]
-  if f == 'c' then
-    committed = v
-  elseif string.sub(f, 1, 2) == 'r:' then
-    local a, exp = parse_reservation(v)
-    if exp <= now then
-      redis.call('HDEL', h, f)
-    elseif f == field then
-      previous = a
-    else
-      reserved = sadd(reserved, a)
-    end
-  end
+local r = open_reserve(h, now, true, field)
+local previous = '0'
+if r.prev then previous = parse_reservation(r.prev) end
+local others = ssub(r.t, previous)
+if scmp(sadd(sadd(r.c, others), amount), limit) > 0 then
+  -- Keep what a recount found (expired reservations were deleted); never create a hash without a TTL.
+  if r.recounted and r.exists then save_reserve(h, r, r.t) end
+  return {0, r.c, r.t}
 end
-if scmp(sadd(sadd(committed, reserved), amount), limit) > 0 then
-  return {0, committed, sadd(reserved, previous)}
-end
-redis.call('HSET', h, field, amount .. '|' .. fmt(now + tonumber(ARGV[5])))
+local expires = math.ceil(now + tonumber(ARGV[5]))
+if r.x == nil or expires < r.x then r.x = expires end
+local reserved = sadd(others, amount)
+save_reserve(h, r, reserved, field, amount .. '|' .. fmt(expires))
 redis.call('PEXPIRE', h, math.ceil(tonumber(ARGV[4])))
-return {1, committed, sadd(reserved, amount)}
+return {1, r.c, reserved}
 `;
 
 // KEYS: reserve hash. ARGV: id, actual, ttlMs.
 const SETTLE = `
 local h = KEYS[1]
-redis.call('HDEL', h, 'r:' .. ARGV[1])
-local committed = redis.call('HGET', h, 'c') or '0'
-redis.call('HSET', h, 'c', sadd(committed, ARGV[2]))
+local field = 'r:' .. ARGV[1]
+local r = open_reserve(h, now_ms(), true, field)
+local t = r.t
+if r.prev then
+  t = ssub(t, (parse_reservation(r.prev)))
+  redis.call('HDEL', h, field)
+end
+save_reserve(h, r, t, 'c', sadd(r.c, ARGV[2]))
 redis.call('PEXPIRE', h, math.ceil(tonumber(ARGV[3])))
 return 1
 `;
 
 // KEYS: reserve hash. Returns {committed, reserved}; read-only (expired reservations are skipped, not deleted).
 const READ_RESERVE = `
-${RESERVATION_HELPERS}
-local now = now_ms()
-local all = redis.call('HGETALL', KEYS[1])
-local committed, reserved = '0', '0'
-for i = 1, #all, 2 do
-  local f, v = all[i], all[i + 1]
-  if f == 'c' then
-    committed = v
-  elseif string.sub(f, 1, 2) == 'r:' then
-    local a, exp = parse_reservation(v)
-    if exp > now then reserved = sadd(reserved, a) end
-  end
-end
-return {committed, reserved}
+local r = open_reserve(KEYS[1], now_ms(), false, nil)
+return {r.c, r.t}
 `;
 
 // KEYS: json string. ARGV: hasExpected '0'|'1', expected text, next text, ttlMs.
@@ -310,8 +426,8 @@ export interface RedisScripts {
   readLatency: LuaScript;
 }
 
-function script(name: string, prelude: string, body: string): LuaScript {
-  const source = `${prelude}\n${HELPERS}\n${body}`;
+function script(name: string, prelude: string, helpers: readonly string[], body: string): LuaScript {
+  const source = `${prelude}\n${FORMAT_HELPERS}\n${helpers.join("\n")}\n${body}`;
   return { name, source, sha: createHash("sha1").update(source).digest("hex") };
 }
 
@@ -322,14 +438,14 @@ function script(name: string, prelude: string, body: string): LuaScript {
  */
 export function buildRedisScripts(prelude: string = SERVER_CLOCK_PRELUDE): RedisScripts {
   return {
-    windowAcquire: script("windowAcquire", prelude, WINDOW_ACQUIRE),
-    windowAdjust: script("windowAdjust", prelude, WINDOW_ADJUST),
-    windowUsage: script("windowUsage", prelude, WINDOW_USAGE),
-    reserve: script("reserve", prelude, RESERVE),
-    settle: script("settle", prelude, SETTLE),
-    readReserve: script("readReserve", prelude, READ_RESERVE),
-    casJson: script("casJson", prelude, CAS_JSON),
-    recordLatency: script("recordLatency", prelude, RECORD_LATENCY),
-    readLatency: script("readLatency", prelude, READ_LATENCY),
+    windowAcquire: script("windowAcquire", prelude, [WINDOW_HELPERS], WINDOW_ACQUIRE),
+    windowAdjust: script("windowAdjust", prelude, [WINDOW_HELPERS], WINDOW_ADJUST),
+    windowUsage: script("windowUsage", prelude, [WINDOW_HELPERS], WINDOW_USAGE),
+    reserve: script("reserve", prelude, [DECIMAL_HELPERS, RESERVATION_HELPERS], RESERVE),
+    settle: script("settle", prelude, [DECIMAL_HELPERS, RESERVATION_HELPERS], SETTLE),
+    readReserve: script("readReserve", prelude, [DECIMAL_HELPERS, RESERVATION_HELPERS], READ_RESERVE),
+    casJson: script("casJson", prelude, [], CAS_JSON),
+    recordLatency: script("recordLatency", prelude, [], RECORD_LATENCY),
+    readLatency: script("readLatency", prelude, [], READ_LATENCY),
   };
 }
