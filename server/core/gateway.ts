@@ -21,6 +21,8 @@ import type { Deployment, Runtime } from "./runtime.js";
 import type { RouteTraceRecord } from "./trace.js";
 import type { GatewayMetrics } from "../telemetry/metrics.js";
 import { recordRequestSpan, type TraceHeaders } from "../telemetry/tracing.js";
+import { writeInfoLine } from "../telemetry/logger.js";
+import { requestLineJson } from "../telemetry/request-line.js";
 
 /**
  * The gateway core: the one pipeline both edges call. It resolves the
@@ -172,8 +174,9 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
       attempts: fields.trace?.attempts ?? [],
     });
     if (!logger.isLevelEnabled("info")) return;
-    logger.info(
-      {
+    writeInfoLine(
+      logger,
+      requestLineJson({
         requestId: ctx.requestId,
         edge: ctx.edge,
         keyId: ctx.caller.keyId,
@@ -189,11 +192,11 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
         outputTokens: u?.outputTokens,
         cachedInputTokens: u?.cachedInputTokens,
         reasoningTokens: u?.reasoningTokens,
-        usageEstimated: fields.usageEstimated === true ? true : undefined,
-        costNanoUsd: fields.cost?.total.toString(),
+        usageEstimated: fields.usageEstimated,
+        costNanoUsd: fields.cost?.total,
         degradedTo: fields.degraded?.to,
         error: fields.error,
-      },
+      }),
       "request",
     );
   }
