@@ -682,8 +682,8 @@ export function createOpenAICompatibleAdapter(provider: ProviderConfig): Provide
         if (!done || call.signal.aborted) throw tagged(err, call.signal);
         // A failure while draining after [DONE] loses nothing: the answer is complete.
       } finally {
-        // Closing readSse already destroys the body; this also covers any path that did not reach it.
-        if (!body.destroyed && !body.readableEnded) body.destroy();
+        // Closing readSse already destroys an unfinished body; this also covers any path that did not reach it.
+        body.destroy();
       }
       if (!finished) throw fail("connection", "the stream ended early (no finish reason)", { status: res.status });
     },

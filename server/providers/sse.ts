@@ -1,5 +1,5 @@
 import { createParser, type EventSourceMessage } from "eventsource-parser";
-import { toUpstreamError } from "./http.js";
+import { toUpstreamError, type UpstreamBody } from "./http.js";
 
 /**
  * readSse turns a streaming HTTP body into server-sent events. Separators
@@ -29,13 +29,10 @@ export async function* readSse(
 }
 
 /** readText reads a whole body as text, classifying transport failures. */
-export async function readText(body: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<string> {
-  const decoder = new TextDecoder();
-  let text = "";
+export async function readText(body: UpstreamBody, signal?: AbortSignal): Promise<string> {
   try {
-    for await (const bytes of body) text += decoder.decode(bytes, { stream: true });
+    return await body.text();
   } catch (err) {
     throw toUpstreamError(err, signal);
   }
-  return text + decoder.decode();
 }
