@@ -57,9 +57,11 @@ export function createAnthropicAdapter(provider: ProviderConfig): ProviderAdapte
       const decoder = createAnthropicStreamDecoder(provider.id, secrets);
       let drained = false;
       try {
-        for await (const event of readSse(res.body, call.signal)) {
-          const events = decoder.push(event.event ?? "", event.data);
-          if (events.length > 0) yield { events };
+        for await (const batch of readSse(res.body, call.signal)) {
+          for (const event of batch) {
+            const events = decoder.push(event.event ?? "", event.data);
+            if (events.length > 0) yield { events };
+          }
         }
         drained = true;
         decoder.end();

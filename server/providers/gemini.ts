@@ -57,9 +57,11 @@ export function createGeminiAdapter(provider: ProviderConfig): ProviderAdapter {
       const decoder = createGeminiStreamDecoder(provider.id, secrets);
       let drained = false;
       try {
-        for await (const event of readSse(res.body, call.signal)) {
-          const events = decoder.push(event.data);
-          if (events.length > 0) yield { events };
+        for await (const batch of readSse(res.body, call.signal)) {
+          for (const event of batch) {
+            const events = decoder.push(event.data);
+            if (events.length > 0) yield { events };
+          }
         }
         drained = true;
         decoder.end();

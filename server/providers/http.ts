@@ -62,7 +62,7 @@ const BODY_HIGH_WATER = 256 * 1024;
  * Exchange is one request's dispatch handler and, once headers arrive, its
  * response body: a queue of chunks with one waiting reader at most.
  */
-class Exchange implements Dispatcher.DispatchHandler, UpstreamBody {
+class Exchange implements Dispatcher.DispatchHandler, UpstreamBody, AsyncIterator<Buffer> {
   private controller: Dispatcher.DispatchController | undefined;
   private chunks: Buffer[] = [];
   private queued = 0;
@@ -157,20 +157,24 @@ class Exchange implements Dispatcher.DispatchHandler, UpstreamBody {
     return parts.length === 1 ? parts[0]!.toString("utf8") : Buffer.concat(parts).toString("utf8");
   }
 
-  // Leaving the loop early (break, throw) closes the body, as with a Node stream.
-  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
-    try {
-      for (;;) {
-        const wait = this.settled();
-        if (wait !== undefined) await wait;
-        const taken = this.take();
-        if (taken.length > 0) yield taken.length === 1 ? taken[0]! : Buffer.concat(taken);
-        else if (this.failure !== undefined) throw this.failure;
-        else if (this.ended || this.destroyed) return;
-      }
-    } finally {
-      if (!this.ended) this.destroy();
-    }
+  // The body is its own iterator: a hand-written next() costs less per chunk than an async generator.
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<Buffer, undefined>> {
+    const wait = this.settled();
+    if (wait !== undefined) return wait.then(() => this.next());
+    const taken = this.take();
+    if (taken.length > 0) return Promise.resolve({ value: taken.length === 1 ? taken[0]! : Buffer.concat(taken), done: false });
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  // Leaving a loop over the body early (break, throw) closes it, as with a Node stream.
+  return(): Promise<IteratorResult<Buffer, undefined>> {
+    if (!this.ended) this.destroy();
+    return Promise.resolve({ value: undefined, done: true });
   }
 
   destroy(): void {

@@ -606,77 +606,79 @@ export function createOpenAICompatibleAdapter(provider: ProviderConfig): Provide
       let done = false;
       let sawToolCall = false;
       try {
-        for await (const event of readSse(body, call.signal)) {
-          // After [DONE], keep reading to the end of the body so the pooled connection can be reused.
-          if (done) continue;
-          const data = event.data;
-          if (data === "[DONE]") {
-            done = true;
-            continue;
-          }
-          if (data === "") continue;
-          let json: WireBody;
-          try {
-            json = JSON.parse(data) as WireBody;
-          } catch {
-            throw fail("malformed_response", "the provider sent a malformed stream chunk", { status: res.status });
-          }
-          if (json === null || typeof json !== "object") {
-            throw fail("malformed_response", "the provider sent a stream chunk that is not an object", { status: res.status });
-          }
-          if (json.error !== undefined && json.error !== null) throw eventError(json, res.status);
+        for await (const batch of readSse(body, call.signal)) {
+          for (const event of batch) {
+            // After [DONE], keep reading to the end of the body so the pooled connection can be reused.
+            if (done) continue;
+            const data = event.data;
+            if (data === "[DONE]") {
+              done = true;
+              continue;
+            }
+            if (data === "") continue;
+            let json: WireBody;
+            try {
+              json = JSON.parse(data) as WireBody;
+            } catch {
+              throw fail("malformed_response", "the provider sent a malformed stream chunk", { status: res.status });
+            }
+            if (json === null || typeof json !== "object") {
+              throw fail("malformed_response", "the provider sent a stream chunk that is not an object", { status: res.status });
+            }
+            if (json.error !== undefined && json.error !== null) throw eventError(json, res.status);
 
-          const events: ChatEvent[] = [];
-          const choices = json.choices;
-          if (Array.isArray(choices)) {
-            for (const c of choices as WireChoice[]) {
-              // One choice is requested; anything else is another choice's data.
-              if (c === null || typeof c !== "object" || (c.index !== undefined && c.index !== 0)) continue;
-              const delta = c.delta;
-              if (delta !== undefined && delta !== null) {
-                const r = reasoningOf(delta);
-                if (r !== "") events.push({ type: "reasoning", text: r });
-                const content = delta.content;
-                if (typeof content === "string") {
-                  if (content !== "") events.push({ type: "text", text: content });
-                } else if (Array.isArray(content)) {
-                  readContent(
-                    content,
-                    (t) => events.push({ type: "text", text: t }),
-                    (t) => events.push({ type: "reasoning", text: t }),
-                  );
-                }
-                const calls = delta.tool_calls;
-                if (Array.isArray(calls)) {
-                  for (let i = 0; i < calls.length; i++) {
-                    const tc = calls[i]!;
-                    const e: Extract<ChatEvent, { type: "tool_call" }> = {
-                      type: "tool_call",
-                      index: typeof tc.index === "number" ? tc.index : i,
-                      argumentsDelta: argumentsText(tc.function?.arguments),
-                    };
-                    if (typeof tc.id === "string") e.id = tc.id;
-                    if (typeof tc.function?.name === "string") e.name = tc.function.name;
-                    events.push(e);
-                    sawToolCall = true;
+            const events: ChatEvent[] = [];
+            const choices = json.choices;
+            if (Array.isArray(choices)) {
+              for (const c of choices as WireChoice[]) {
+                // One choice is requested; anything else is another choice's data.
+                if (c === null || typeof c !== "object" || (c.index !== undefined && c.index !== 0)) continue;
+                const delta = c.delta;
+                if (delta !== undefined && delta !== null) {
+                  const r = reasoningOf(delta);
+                  if (r !== "") events.push({ type: "reasoning", text: r });
+                  const content = delta.content;
+                  if (typeof content === "string") {
+                    if (content !== "") events.push({ type: "text", text: content });
+                  } else if (Array.isArray(content)) {
+                    readContent(
+                      content,
+                      (t) => events.push({ type: "text", text: t }),
+                      (t) => events.push({ type: "reasoning", text: t }),
+                    );
+                  }
+                  const calls = delta.tool_calls;
+                  if (Array.isArray(calls)) {
+                    for (let i = 0; i < calls.length; i++) {
+                      const tc = calls[i]!;
+                      const e: Extract<ChatEvent, { type: "tool_call" }> = {
+                        type: "tool_call",
+                        index: typeof tc.index === "number" ? tc.index : i,
+                        argumentsDelta: argumentsText(tc.function?.arguments),
+                      };
+                      if (typeof tc.id === "string") e.id = tc.id;
+                      if (typeof tc.function?.name === "string") e.name = tc.function.name;
+                      events.push(e);
+                      sawToolCall = true;
+                    }
                   }
                 }
-              }
-              const fr = c.finish_reason;
-              if (fr !== undefined && fr !== null) {
-                let finishReason = normalizeOpenAIFinishReason(fr);
-                if (finishReason === "stop" && sawToolCall) finishReason = "tool_calls";
-                events.push({ type: "finish", finishReason });
-                finished = true;
+                const fr = c.finish_reason;
+                if (fr !== undefined && fr !== null) {
+                  let finishReason = normalizeOpenAIFinishReason(fr);
+                  if (finishReason === "stop" && sawToolCall) finishReason = "tool_calls";
+                  events.push({ type: "finish", finishReason });
+                  finished = true;
+                }
               }
             }
+            const usage = json.usage;
+            if (usage !== undefined && usage !== null) {
+              const u = normalizeOpenAIUsage(usage);
+              if (u !== undefined) events.push({ type: "usage", usage: u });
+            }
+            yield { events, openaiJson: data };
           }
-          const usage = json.usage;
-          if (usage !== undefined && usage !== null) {
-            const u = normalizeOpenAIUsage(usage);
-            if (u !== undefined) events.push({ type: "usage", usage: u });
-          }
-          yield { events, openaiJson: data };
         }
       } catch (err) {
         if (!done || call.signal.aborted) throw tagged(err, call.signal);

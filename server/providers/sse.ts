@@ -2,30 +2,59 @@ import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { toUpstreamError, type UpstreamBody } from "./http.js";
 
 /**
- * readSse turns a streaming HTTP body into server-sent events. Separators
- * may be `\n\n`, `\r\r` or `\r\n\r\n` (Gemini uses all three); comments such
- * as DeepSeek's `: keep-alive` are dropped. Transport failures mid-body are
- * thrown as classified UpstreamErrors.
+ * readSse turns a streaming HTTP body into server-sent events, delivered in
+ * batches: every event completed by one body read, in order (never an
+ * empty batch). Separators may be `\n\n`, `\r\r` or `\r\n\r\n` (Gemini
+ * uses all three); comments such as DeepSeek's `: keep-alive` are dropped;
+ * a final event without its blank line still counts. Transport failures
+ * mid-body are thrown as classified UpstreamErrors. Leaving the loop early
+ * closes the body.
+ *
+ * A plain iterator over the body's rather than an async generator: this
+ * runs once per streamed chunk, and each generator layer costs a promise
+ * and a resumption per step.
  */
-export async function* readSse(
-  body: AsyncIterable<Uint8Array>,
-  signal?: AbortSignal,
-): AsyncGenerator<EventSourceMessage> {
-  const queue: EventSourceMessage[] = [];
-  const parser = createParser({ onEvent: (event) => queue.push(event) });
-  const decoder = new TextDecoder();
-  try {
-    for await (const bytes of body) {
-      parser.feed(decoder.decode(bytes, { stream: true }));
-      while (queue.length > 0) yield queue.shift()!;
-    }
-  } catch (err) {
-    throw toUpstreamError(err, signal);
-  }
-  parser.feed(decoder.decode());
-  // A final event without its blank line is still an event (streams that end abruptly).
-  parser.reset({ consume: true });
-  while (queue.length > 0) yield queue.shift()!;
+export function readSse(body: AsyncIterable<Uint8Array>, signal?: AbortSignal): AsyncIterable<EventSourceMessage[]> {
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<EventSourceMessage[]> {
+      const source = body[Symbol.asyncIterator]();
+      let batch: EventSourceMessage[] = [];
+      const parser = createParser({ onEvent: (event) => batch.push(event) });
+      const decoder = new TextDecoder();
+      let ended = false;
+      const take = (): EventSourceMessage[] => {
+        const out = batch;
+        batch = [];
+        return out;
+      };
+      return {
+        async next(): Promise<IteratorResult<EventSourceMessage[], undefined>> {
+          while (!ended) {
+            let read: IteratorResult<Uint8Array>;
+            try {
+              read = await source.next();
+            } catch (err) {
+              throw toUpstreamError(err, signal);
+            }
+            if (read.done === true) {
+              ended = true;
+              parser.feed(decoder.decode());
+              parser.reset({ consume: true });
+            } else {
+              parser.feed(decoder.decode(read.value, { stream: true }));
+            }
+            if (batch.length > 0) return { value: take(), done: false };
+          }
+          return { value: undefined, done: true };
+        },
+        async return(): Promise<IteratorResult<EventSourceMessage[], undefined>> {
+          ended = true;
+          await source.return?.();
+          return { value: undefined, done: true };
+        },
+      };
+    },
+  };
 }
 
 /** readText reads a whole body as text, classifying transport failures. */
