@@ -55,6 +55,9 @@ export function createAuthenticator(keys: readonly KeyConfig[]): Authenticator {
     byHash.set(key.key_sha256, { keyId: key.id, team: key.team, key, mayUse: allowed });
   }
   const open = keys.length === 0;
+  // Tokens already checked, so a key's sha256 is computed once rather than per request. Only
+  // valid tokens are kept, and a key has one token, so this never outgrows the key list.
+  const known = new Map<string, Caller>();
   return {
     open,
     authenticate(authorization) {
@@ -70,10 +73,14 @@ export function createAuthenticator(keys: readonly KeyConfig[]): Authenticator {
           openaiCode: "invalid_api_key",
         });
       }
-      const caller = byHash.get(sha256Hex(match[1]!));
+      const token = match[1]!;
+      const seen = known.get(token);
+      if (seen !== undefined) return seen;
+      const caller = byHash.get(sha256Hex(token));
       if (caller === undefined) {
         throw new GatewayError("unauthenticated", "invalid API key", { openaiCode: "invalid_api_key" });
       }
+      known.set(token, caller);
       return caller;
     },
   };
