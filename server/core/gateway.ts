@@ -5,6 +5,7 @@ import type { SpendReport } from "../budgets/spend.js";
 import { addCost, computeCost, costOptionsFor, type CostBreakdown } from "../pricing/cost.js";
 import { estimateCandidates, type CandidateEstimate } from "../router/estimate.js";
 import {
+  afterAnswer,
   executeComplete,
   executeStream,
   latencyReaders,
@@ -235,7 +236,7 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
       const signal = withBudget(ctx.signal, request);
       let admitted: Admission | undefined;
       let prefetch: RoutePrefetch | undefined;
-      // Settlement is issued before the answer returns and completes after it; the runtime stays in use until then.
+      // Settlement is issued right after the answer is handed over (afterAnswer); the runtime stays in use until it completes.
       let settled: Promise<void> | undefined;
       try {
         // The executor's pre-call reads start beside admission's checks: one round trip with Redis.
@@ -243,7 +244,8 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
         const { plan, degraded } = admitted;
         const { result, deployment, trace, extraUsage } = await executeComplete(plan, admitted.request, signal, execOptions(ctx, request, rt, prefetch));
         const cost = priceAttempts(result.usage, deployment, extraUsage, request);
-        settled = admitted.settle(cost.total, result.usage);
+        const held = admitted;
+        settled = afterAnswer(() => held.settle(cost.total, result.usage));
         logRequest(ctx, request, { status: "ok", deployment, trace, usage: result.usage, cost, stream: false, degraded });
         const out: CompleteOutcome = { id: newId(), result, deployment, trace, cost };
         if (degraded !== undefined) out.degraded = degraded;
@@ -283,7 +285,7 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
         // Called once: at the end, or when the caller abandons the stream (partial usage is still billed).
         const settle = (o: StreamOutcome): CostBreakdown => {
           const cost = priceAttempts(o.usage, o.deployment, o.extraUsage, request);
-          settling = held.settle(cost.total, o.usage);
+          settling = afterAnswer(() => held.settle(cost.total, o.usage));
           logRequest(ctx, request, {
             status: o.error === undefined ? "ok" : o.error.errorClass === "cancelled" ? "canceled" : `upstream_${o.error.errorClass}`,
             deployment: o.deployment,
@@ -309,7 +311,7 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
             yield e;
           } else {
             const o = e.outcome;
-            // Issued now (the next request through this replica sees it), completed after the end is sent.
+            // Settled right after the end is handed over (the next request through this replica sees it).
             const cost = settle(o);
             yield { type: "end", finishReason: o.finishReason, usage: o.usage, cost, trace: o.trace, error: o.error };
           }

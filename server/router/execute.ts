@@ -66,11 +66,12 @@ import type { RoutePlan } from "./resolve.js";
  * waiting for capacity. Failing over never waits.
  *
  * Bookkeeping after a success (reconciling the token reservation, shared
- * latency, the breaker's request count) is issued before the answer
- * returns but not waited for: a store applies one connection's commands in
- * order, so the next request through this replica sees it. Failures,
- * probes, breaker transitions and quota marks are waited for, so the very
- * next request avoids what they found.
+ * latency, the breaker's request count) is issued right after the answer
+ * is handed over, before any further I/O (afterAnswer), and not waited
+ * for: a store applies one connection's commands in order, so the next
+ * request through this replica sees it. Failures, probes, breaker
+ * transitions and quota marks are waited for, so the very next request
+ * avoids what they found.
  *
  * Hedging (opt-in per route): when the running attempt has no first token
  * after a threshold, the next candidate starts beside it; the first to
@@ -97,6 +98,25 @@ export interface ExecOptions {
    * Unset: every deployment's are.
    */
   sharedLatency?: ReadonlySet<string>;
+}
+
+/**
+ * afterAnswer runs bookkeeping once the answer is on its way: on the next
+ * tick, after the promise continuations that hand the answer to the edge
+ * (which writes it), yet before any further I/O is handled, so the next
+ * request through this replica still sees its effect. The returned promise
+ * settles as fn's does.
+ */
+export function afterAnswer(fn: () => Promise<unknown>): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    process.nextTick(() => {
+      try {
+        fn().then(() => resolve(), reject);
+      } catch (err) {
+        reject(err);
+      }
+    });
+  });
 }
 
 const latencyReadersOf = new WeakMap<GatewayConfig, ReadonlySet<string>>();
@@ -906,7 +926,8 @@ class Run {
     r.latencyMs = Math.round(performance.now() - a.started);
     if (r.httpStatus === 0) r.httpStatus = 200;
     const usage = a.result!.usage;
-    this.background(a.lease.settle(usage.inputTokens + usage.outputTokens));
+    const tokens = usage.inputTokens + usage.outputTokens;
+    this.background(afterAnswer(() => a.lease.settle(tokens)));
     this.healthy(a, r.latencyMs, undefined);
   }
 
@@ -916,7 +937,7 @@ class Run {
     const tokens = outcome.usage.inputTokens + outcome.usage.outputTokens;
     const c = a.c;
     if (how === "ok") {
-      this.background(a.lease.settle(tokens));
+      this.background(afterAnswer(() => a.lease.settle(tokens)));
       this.healthy(a, a.record.latencyMs, a.record.timeToFirstTokenMs);
       return;
     }
@@ -934,7 +955,8 @@ class Run {
     const c = a.c;
     const id = c.d.id;
     if (this.sharedLatency === undefined || this.sharedLatency.has(id)) {
-      this.background(this.store.recordLatency(latencyKey(id), latencyMs, ttftMs, this.plan.latencyHalfLifeMs));
+      const halfLife = this.plan.latencyHalfLifeMs;
+      this.background(afterAnswer(() => this.store.recordLatency(latencyKey(id), latencyMs, ttftMs, halfLife)));
     }
     const window = this.local.latency.window(id, ttftMs !== undefined ? "ttft" : "total");
     window.add(ttftMs ?? latencyMs);
@@ -946,7 +968,8 @@ class Run {
       return;
     }
     if (c.verdict.kind !== "closed") return;
-    this.background(recordHealthSuccess(this.store, id, c.verdict.epoch, policy));
+    const epoch = c.verdict.epoch;
+    this.background(afterAnswer(() => recordHealthSuccess(this.store, id, epoch, policy)));
     const limit = policy.latency_p95_ms;
     if (limit === undefined) return;
     const p95 = window.p95(1)!;
