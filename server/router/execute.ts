@@ -874,7 +874,8 @@ class Run {
     const trace = this.trace;
     let err: GatewayError;
     if (this.signal.aborted) {
-      const timedOut = (this.signal.reason as { name?: string } | undefined)?.name === "TimeoutError";
+      // A deadline shows as a TimeoutError reason (a latency budget) or as the deadline having passed (an RPC's, whatever its transport's reason).
+      const timedOut = (this.signal.reason as { name?: string } | undefined)?.name === "TimeoutError" || performance.now() >= this.deadlineAt - 2;
       err = timedOut
         ? new GatewayError("deadline_exceeded", "the request's deadline passed before any provider answered")
         : new GatewayError("canceled", "the caller cancelled the request");
