@@ -4,11 +4,12 @@ import type { GatewayConfig } from "./config/schema.js";
 import { createGateway, type Gateway } from "./core/gateway.js";
 import { buildRuntime } from "./core/runtime.js";
 import { sendJson, type HttpResponse } from "./http/io.js";
-import { listen, type Listener } from "./http/listener.js";
+import { listen, type Listener, type RequestHandler } from "./http/listener.js";
 import { createOpenAIHandler } from "./openai/handler.js";
 import { createStateStore, describeState, sameStateConfig } from "./state/index.js";
 import type { StateStore } from "./state/store.js";
 import { registerGatewayService } from "./rpc/service.js";
+import { createConnectUnaryHandler } from "./rpc/connect-unary.js";
 import { createMetrics } from "./telemetry/metrics.js";
 
 /**
@@ -57,7 +58,9 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   let draining = false;
 
   const openai = createOpenAIHandler(gateway, { maxBodyBytes: options.config.server.max_body_bytes, logger });
-  const handler = connectNodeAdapter({
+  // The plain Connect unary Complete skips connect-node's generic machinery (rpc/connect-unary.ts); everything else goes through it.
+  const connectUnary = createConnectUnaryHandler(gateway, { readMaxBytes: options.config.server.max_body_bytes, logger });
+  const connectHandler = connectNodeAdapter({
     routes: (router) => registerGatewayService(router, gateway, logger),
     readMaxBytes: options.config.server.max_body_bytes,
     fallback(req, nodeRes) {
@@ -83,6 +86,9 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   });
 
   const host = options.host ?? options.config.server.host;
+  const handler: RequestHandler = (req, res) => {
+    if (!connectUnary(req, res)) connectHandler(req, res);
+  };
   const listener: Listener = await listen({ host, port: options.port ?? options.config.server.port, handler });
   const urlHost = host.includes(":") ? `[${host}]` : host;
   logger.info({ host, port: listener.port }, "llm-gateway listening (gRPC, Connect, gRPC-Web, OpenAI REST on one port)");

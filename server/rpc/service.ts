@@ -1,7 +1,15 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { BreakerState, CompleteResponseSchema, GatewayService, type StreamCompleteResponse, StreamCompleteResponseSchema } from "../../gen/llmgateway/v1/gateway_service_pb.js";
+import {
+  BreakerState,
+  type CompleteRequest,
+  type CompleteResponse,
+  CompleteResponseSchema,
+  GatewayService,
+  type StreamCompleteResponse,
+  StreamCompleteResponseSchema,
+} from "../../gen/llmgateway/v1/gateway_service_pb.js";
 import { routeTargetIds, routeTiers } from "../config/schema.js";
 import { type Gateway, type RequestContext } from "../core/gateway.js";
 import { requestIdFrom } from "../core/ids.js";
@@ -18,22 +26,75 @@ import type { Logger } from "pino";
  * request, calls the core and converts back; errors become ConnectErrors.
  */
 
-function context(gateway: Gateway, ctx: HandlerContext): RequestContext {
-  const requestId = requestIdFrom(ctx.requestHeader.get("x-request-id") ?? undefined);
-  ctx.responseHeader.set("x-request-id", requestId);
-  const caller = gateway.authenticate(ctx.requestHeader.get("authorization") ?? undefined);
+/**
+ * RpcCall is what a handler needs from its transport: the request's
+ * headers, the response's, cancellation and the caller's deadline. Connect
+ * handlers get it from their HandlerContext (fromHandlerContext); the
+ * direct Connect unary path (connect-unary.ts) builds its own.
+ */
+export interface RpcCall {
+  requestHeader(name: string): string | undefined;
+  setResponseHeader(name: string, value: string): void;
+  /** signal aborts when the caller leaves or its deadline passes. */
+  signal: AbortSignal;
+  /** timeoutMs is the caller's deadline, from now, if it set one. */
+  timeoutMs: number | undefined;
+}
+
+/** fromHandlerContext adapts a Connect HandlerContext. */
+export function fromHandlerContext(ctx: HandlerContext): RpcCall {
+  return {
+    requestHeader: (name) => ctx.requestHeader.get(name) ?? undefined,
+    setResponseHeader: (name, value) => ctx.responseHeader.set(name, value),
+    signal: ctx.signal,
+    timeoutMs: ctx.timeoutMs(),
+  };
+}
+
+function context(gateway: Gateway, call: RpcCall): RequestContext {
+  const requestId = requestIdFrom(call.requestHeader("x-request-id"));
+  call.setResponseHeader("x-request-id", requestId);
+  const caller = gateway.authenticate(call.requestHeader("authorization"));
   const startedAt = performance.now();
-  const timeoutMs = ctx.timeoutMs();
-  const traceparent = ctx.requestHeader.get("traceparent") ?? undefined;
+  const timeoutMs = call.timeoutMs;
+  const traceparent = call.requestHeader("traceparent");
   return {
     requestId,
     edge: "rpc",
     caller,
-    signal: ctx.signal,
+    signal: call.signal,
     startedAt,
     deadlineAt: timeoutMs === undefined ? undefined : startedAt + timeoutMs,
-    traceHeaders: traceparent === undefined ? undefined : { traceparent, tracestate: ctx.requestHeader.get("tracestate") ?? undefined },
+    traceHeaders: traceparent === undefined ? undefined : { traceparent, tracestate: call.requestHeader("tracestate") },
   };
+}
+
+/** completeRpc serves Complete over any transport. */
+export async function completeRpc(gateway: Gateway, req: CompleteRequest, call: RpcCall): Promise<CompleteResponse> {
+  const ctx = context(gateway, call);
+  const out = await gateway.complete(chatRequestFromProto(req), ctx);
+  const { output } = out.result;
+  call.setResponseHeader("x-gateway-provider", out.deployment.provider.id);
+  call.setResponseHeader("x-gateway-model", out.deployment.id);
+  for (const [k, v] of Object.entries(budgetHeaders(out))) call.setResponseHeader(k, v);
+  return create(CompleteResponseSchema, {
+    id: out.id,
+    message: { text: output.text, toolCalls: output.toolCalls, reasoning: output.reasoning, refusal: output.refusal },
+    finishReason: finishReasonToProto(out.result.finishReason),
+    usage: usageToProto(out.result.usage),
+    cost: costToProto(out.cost),
+    model: out.deployment.id,
+    provider: out.deployment.provider.id,
+    route: traceToProto(out.trace),
+    requestId: ctx.requestId,
+  });
+}
+
+/** rpcError converts anything a handler threw, logging what the gateway did not expect. */
+export function rpcError(err: unknown, logger: Logger, what: string): ConnectError {
+  const ce = toConnectError(err);
+  if (ce.code === Code.Internal) logger.error({ err }, `unexpected error in ${what}`);
+  return ce;
 }
 
 /** registerGatewayService adds GatewayService to a Connect router. */
@@ -42,38 +103,17 @@ export function registerGatewayService(router: ConnectRouter, gateway: Gateway, 
     try {
       return await fn();
     } catch (err) {
-      const ce = toConnectError(err);
-      if (ce.code === Code.Internal) logger.error({ err }, "unexpected error in an RPC");
-      throw ce;
+      throw rpcError(err, logger, "an RPC");
     }
   };
 
   router.service(GatewayService, {
-    complete: (req, hctx) =>
-      guard(async () => {
-        const ctx = context(gateway, hctx);
-        const out = await gateway.complete(chatRequestFromProto(req), ctx);
-        const { output } = out.result;
-        hctx.responseHeader.set("x-gateway-provider", out.deployment.provider.id);
-        hctx.responseHeader.set("x-gateway-model", out.deployment.id);
-        for (const [k, v] of Object.entries(budgetHeaders(out))) hctx.responseHeader.set(k, v);
-        return create(CompleteResponseSchema, {
-          id: out.id,
-          message: { text: output.text, toolCalls: output.toolCalls, reasoning: output.reasoning, refusal: output.refusal },
-          finishReason: finishReasonToProto(out.result.finishReason),
-          usage: usageToProto(out.result.usage),
-          cost: costToProto(out.cost),
-          model: out.deployment.id,
-          provider: out.deployment.provider.id,
-          route: traceToProto(out.trace),
-          requestId: ctx.requestId,
-        });
-      }),
+    complete: (req, hctx) => guard(() => completeRpc(gateway, req, fromHandlerContext(hctx))),
 
     async *streamComplete(req, hctx) {
       let events: ReturnType<Gateway["stream"]> | undefined;
       try {
-        const ctx = context(gateway, hctx);
+        const ctx = context(gateway, fromHandlerContext(hctx));
         events = gateway.stream(chatRequestFromProto(req), ctx);
         for await (const e of events) {
           if (e.type === "start") {
@@ -104,9 +144,7 @@ export function registerGatewayService(router: ConnectRouter, gateway: Gateway, 
           }
         }
       } catch (err) {
-        const ce = toConnectError(err);
-        if (ce.code === Code.Internal) logger.error({ err }, "unexpected error in StreamComplete");
-        throw ce;
+        throw rpcError(err, logger, "StreamComplete");
       } finally {
         await events?.return(undefined);
       }
@@ -114,7 +152,7 @@ export function registerGatewayService(router: ConnectRouter, gateway: Gateway, 
 
     estimateCost: (req, hctx) =>
       guard(async () => {
-        const ctx = context(gateway, hctx);
+        const ctx = context(gateway, fromHandlerContext(hctx));
         const request = chatRequestFromProto({ ...req, toolChoice: undefined, parallelToolCalls: undefined, metadata: undefined });
         const estimates = await gateway.estimate(request, ctx.caller);
         return {
@@ -134,7 +172,7 @@ export function registerGatewayService(router: ConnectRouter, gateway: Gateway, 
 
     listModels: (req, hctx) =>
       guard(async () => {
-        const ctx = context(gateway, hctx);
+        const ctx = context(gateway, fromHandlerContext(hctx));
         const rt = gateway.runtime();
         const shown = [...rt.deployments.values()].filter((d) => ctx.caller.mayUse(d.id) && (req.provider === "" || d.provider.id === req.provider));
         const breakers = await readBreakerStates(routingState(rt), shown, rt.config.routing);
