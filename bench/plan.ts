@@ -40,7 +40,7 @@ export function makePlan(quick: boolean): Plan {
       cpu: { rounds: 2, durationMs: 400, concurrency: 16 },
       memory: { streams: 200, scenario: "bench-c10-i200", settleMs: 1000 },
       protocols: { rounds: 1, durationMs: 400, concurrency: 16 },
-      workers: { rounds: 1, levelMs: 300, levels: [8, 32, 128] },
+      workers: { rounds: 1, levelMs: 300, levels: [2, 8, 32, 128] },
       profile: { durationMs: 1500, concurrency: 16 },
     };
   }
@@ -55,7 +55,7 @@ export function makePlan(quick: boolean): Plan {
     cpu: { rounds: 5, durationMs: 2500, concurrency: 16 },
     memory: { streams: 1000, scenario: "bench-c50-i200", settleMs: 8000 },
     protocols: { rounds: 3, durationMs: 2500, concurrency: 16 },
-    workers: { rounds: 2, levelMs: 1500, levels: [8, 16, 32, 64, 128, 256] },
+    workers: { rounds: 2, levelMs: 1500, levels: [2, 4, 8, 16, 32, 64, 128, 256] },
     profile: { durationMs: 8000, concurrency: 16 },
   };
 }
