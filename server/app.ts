@@ -9,7 +9,7 @@ import { createOpenAIHandler } from "./openai/handler.js";
 import { createStateStore, describeState, sameStateConfig } from "./state/index.js";
 import type { StateStore } from "./state/store.js";
 import { registerGatewayService } from "./rpc/service.js";
-import { createConnectUnaryHandler } from "./rpc/connect-unary.js";
+import { createDirectUnaryHandler } from "./rpc/direct-unary.js";
 import { createMetrics } from "./telemetry/metrics.js";
 
 /**
@@ -58,8 +58,8 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   let draining = false;
 
   const openai = createOpenAIHandler(gateway, { maxBodyBytes: options.config.server.max_body_bytes, logger });
-  // The plain Connect unary Complete skips connect-node's generic machinery (rpc/connect-unary.ts); everything else goes through it.
-  const connectUnary = createConnectUnaryHandler(gateway, { readMaxBytes: options.config.server.max_body_bytes, logger });
+  // A plain unary Complete (Connect or gRPC, binary) skips connect-node's generic machinery (rpc/direct-unary.ts); everything else goes through it.
+  const directUnary = createDirectUnaryHandler(gateway, { readMaxBytes: options.config.server.max_body_bytes, logger });
   const connectHandler = connectNodeAdapter({
     routes: (router) => registerGatewayService(router, gateway, logger),
     readMaxBytes: options.config.server.max_body_bytes,
@@ -87,7 +87,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
 
   const host = options.host ?? options.config.server.host;
   const handler: RequestHandler = (req, res) => {
-    if (!connectUnary(req, res)) connectHandler(req, res);
+    if (!directUnary(req, res)) connectHandler(req, res);
   };
   const listener: Listener = await listen({ host, port: options.port ?? options.config.server.port, handler });
   const urlHost = host.includes(":") ? `[${host}]` : host;

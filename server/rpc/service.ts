@@ -30,7 +30,7 @@ import type { Logger } from "pino";
  * RpcCall is what a handler needs from its transport: the request's
  * headers, the response's, cancellation and the caller's deadline. Connect
  * handlers get it from their HandlerContext (fromHandlerContext); the
- * direct Connect unary path (connect-unary.ts) builds its own.
+ * direct unary path (direct-unary.ts) builds its own.
  */
 export interface RpcCall {
   requestHeader(name: string): string | undefined;

@@ -2,12 +2,15 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { CompleteRequestSchema } from "../../gen/llmgateway/v1/gateway_service_pb.js";
-import { userText } from "../../clients/index.js";
+import { connect as http2Connect } from "node:http2";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { createGatewayClient, userText } from "../../clients/index.js";
 import { simulatedProvider, startTestGateway, type TestGateway } from "../support/gateway.js";
 
-// Connect unary Complete with a binary body takes the gateway's direct path
-// (server/rpc/connect-unary.ts); a JSON body goes through connect-node. Both
-// must be the same protocol on the wire.
+// Unary Complete with a binary body, over Connect or gRPC, takes the
+// gateway's direct path (server/rpc/direct-unary.ts); a JSON body or a
+// compressed one goes through connect-node. Both must be the same protocol
+// on the wire.
 
 const path = "/llmgateway.v1.GatewayService/Complete";
 
@@ -76,5 +79,58 @@ describe("Connect unary Complete: the direct path and connect-node agree", () =>
     const { gzipSync } = await import("node:zlib");
     const res = await post(gzipSync(binary("sim/echo")), { "content-type": "application/proto", "content-encoding": "gzip" });
     assert.equal(res.status, 200, await res.clone().text());
+  });
+
+  // One gRPC call over a raw HTTP/2 session: the status and message arrive in trailers.
+  async function grpcCall(body: Uint8Array, headers: Record<string, string> = {}): Promise<{ status: string; message: string; data: Buffer; contentType: string }> {
+    const session = http2Connect(gw.url);
+    try {
+      return await new Promise((resolve, reject) => {
+        const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc+proto", te: "trailers", ...headers });
+        const chunks: Buffer[] = [];
+        let contentType = "";
+        stream.on("response", (h) => (contentType = String(h["content-type"] ?? "")));
+        stream.on("data", (c: Buffer) => chunks.push(c));
+        stream.on("trailers", (t) => resolve({ status: String(t["grpc-status"]), message: decodeURIComponent(String(t["grpc-message"] ?? "")), data: Buffer.concat(chunks), contentType }));
+        stream.on("error", reject);
+        stream.end(body);
+      });
+    } finally {
+      session.close();
+    }
+  }
+
+  const envelope = (message: Uint8Array): Uint8Array => {
+    const out = Buffer.alloc(5 + message.byteLength);
+    out.writeUInt32BE(message.byteLength, 1);
+    out.set(message, 5);
+    return out;
+  };
+
+  it("answers a gRPC call with one framed message and grpc-status 0", async () => {
+    const r = await grpcCall(envelope(binary("sim/echo")));
+    assert.equal(r.status, "0");
+    assert.equal(r.contentType, "application/grpc+proto");
+    assert.equal(r.data[0], 0);
+    assert.equal(r.data.readUInt32BE(1), r.data.length - 5);
+  });
+
+  it("reports gRPC protocol errors in trailers: a bad frame, two messages, a compressed flag", async () => {
+    const bad = await grpcCall(new Uint8Array([0, 0, 0, 0, 9, 1]));
+    assert.equal(bad.status, String(Code.InvalidArgument));
+    const msg = binary("sim/echo");
+    const two = await grpcCall(Buffer.concat([envelope(msg), envelope(msg)]));
+    assert.equal(two.status, String(Code.InvalidArgument));
+    assert.match(two.message, /exactly one/);
+    const flagged = envelope(msg);
+    flagged[0] = 1;
+    assert.equal((await grpcCall(flagged)).status, String(Code.InvalidArgument));
+  });
+
+  it("gives the generated gRPC client typed errors and deadlines", async () => {
+    const client = createGatewayClient({ baseUrl: gw.url, protocol: "grpc" });
+    await assert.rejects(client.complete({ model: "no/such-model", messages: [userText("x")] }), (e: unknown) => ConnectError.from(e).code === Code.NotFound);
+    const bad = await grpcCall(envelope(binary("slow/echo")), { "grpc-timeout": "150m" });
+    assert.equal(bad.status, String(Code.DeadlineExceeded), bad.message);
   });
 });
