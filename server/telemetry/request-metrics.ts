@@ -60,13 +60,7 @@ class Buckets {
 }
 
 /** One series: every request with the same edge, key, model, provider, status and stream flag. */
-interface Series {
-  edge: string;
-  keyId: string;
-  model: string;
-  provider: string;
-  status: string;
-  stream: boolean;
+interface Series extends Pick<RequestSample, "edge" | "keyId" | "model" | "provider" | "status" | "stream"> {
   requests: number;
   duration: Buckets;
   ttft: Buckets;
