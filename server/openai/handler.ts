@@ -80,8 +80,8 @@ export function createOpenAIHandler(gateway: Gateway, options: OpenAIHandlerOpti
             "x-gateway-attempts": String(e.attempts),
             ...budgetHeaders(e),
           });
-          // Send headers now: the caller learns which deployment answers before the first token.
-          (res as { flushHeaders?: () => void }).flushHeaders?.();
+          // No flushHeaders(): "start" comes with the first token already in hand, and the headers
+          // leave in the same write as that token's chunk (one syscall, not two, before the first token).
         } else if (e.type === "chunk") {
           const { chunk } = e;
           // Forward OpenAI-format bytes (rebranded) where possible; the usage chunk is rebuilt to carry the cost.
