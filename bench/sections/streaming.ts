@@ -57,7 +57,7 @@ export async function streamingSection(ctx: BenchContext): Promise<Section> {
       { figure: "inter-chunk gap p99", cells: { ...targetCells(ctx, gap99, "ms"), ...comparisonCells(ctx, gap99, "diff", "ms") } },
     ],
     notes: [
-      `${rounds} rounds × ${durationMs / 1000} s per target. TTFT is to the first body bytes (the gateway flushes headers first; they are not counted as a token). The upstream's own gap is ${intervalMs} ms plus timer jitter, which is in every column.`,
+      `${rounds} rounds × ${durationMs / 1000} s per target. TTFT is to the first body bytes (headers alone are not counted as a token). The upstream's own gap is ${intervalMs} ms plus timer jitter, which is in every column.`,
       ...errors.notes,
     ],
     raw: { ttftP50Ms: ttft50, ttftP99Ms: ttft99, gapP50Ms: gap50, gapP99Ms: gap99 },
