@@ -80,21 +80,27 @@ export function teamOf(config: GatewayConfig, caller: Caller): TeamConfig | unde
   return index.get(caller.team);
 }
 
+// A budget's configuration belongs to one key or team and never changes (a reload builds new objects), so its scope is built once.
+const scopes = new WeakMap<BudgetConfig, BudgetScope>();
+
 function scope(kind: BudgetScope["kind"], id: string, budget: BudgetConfig): BudgetScope {
+  const known = scopes.get(budget);
+  if (known !== undefined && known.kind === kind && known.id === id) return known;
   const limitNano = usdToNano(budget.usd);
   const s: BudgetScope = { kind, id, budget, limitNano };
   // soft_limit is a fraction: scale it exactly (0.9 × limit), in parts per million.
   if (budget.soft_limit !== undefined) s.softNano = (limitNano * BigInt(Math.round(budget.soft_limit * 1e6))) / 1_000_000n;
+  scopes.set(budget, s);
   return s;
 }
 
 /** budgetScopes lists the budgets that apply to a caller: its key's, then its team's. */
 export function budgetScopes(config: GatewayConfig, caller: Caller): BudgetScope[] {
-  const scopes: BudgetScope[] = [];
-  if (caller.key?.budget !== undefined) scopes.push(scope("key", caller.keyId, caller.key.budget));
+  const out: BudgetScope[] = [];
+  if (caller.key?.budget !== undefined) out.push(scope("key", caller.keyId, caller.key.budget));
   const team = teamOf(config, caller);
-  if (team?.budget !== undefined) scopes.push(scope("team", team.id, team.budget));
-  return scopes;
+  if (team?.budget !== undefined) out.push(scope("team", team.id, team.budget));
+  return out;
 }
 
 /** budgetStateKey is where a scope's spend for a period lives in the state store. */
