@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { describe, it } from "node:test";
+import { tempDir } from "../support/temp.js";
 
 // The contract's guard rails: proto/ passes buf lint, and gen/ is exactly
 // what `buf generate` produces from it (so nobody edits gen/ by hand or
@@ -26,7 +26,7 @@ describe("the contract", () => {
   });
 
   it("gen/ is what buf generate produces", () => {
-    const out = mkdtempSync(join(tmpdir(), "llmgw-gen-"));
+    const out = tempDir("llmgw-gen-");
     execFileSync(join(bin, "buf"), ["generate", "-o", out], { cwd: root, env, stdio: "pipe" });
     const fresh = files(join(out, "gen")).map((f) => relative(join(out, "gen"), f)).sort();
     const committed = files(join(root, "gen")).map((f) => relative(join(root, "gen"), f)).sort();

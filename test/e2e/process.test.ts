@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync, renameSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import OpenAI from "openai";
 import { spawnGatewayProcess, type GatewayProcess } from "../support/process.js";
+import { tempDir } from "../support/temp.js";
 
 // The gateway as a real process: it reloads its configuration on SIGHUP
 // and on file change (rejecting an invalid file and keeping the old one),
@@ -27,7 +27,7 @@ function startProcess(configPath: string): Promise<GatewayProcess> {
 }
 
 describe("the gateway process", () => {
-  const dir = mkdtempSync(join(tmpdir(), "llmgw-proc-"));
+  const dir = tempDir("llmgw-proc-");
   const path = join(dir, "gateway.yaml");
   let gw: GatewayProcess;
 

@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import { createHash, randomUUID } from "node:crypto";
-import { mkdtempSync, renameSync, writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import OpenAI from "openai";
 import { spawnGatewayProcess, ROOT, type GatewayProcess, type LogLine } from "../support/process.js";
 import { deleteRedisKeys } from "../support/routing.js";
+import { tempDir } from "../support/temp.js";
 
 // `--workers 2` as a real process tree: a primary and two workers on one
 // port, sharing limits through a real Redis. Requests spread over both
@@ -87,7 +87,7 @@ function send(url: string, path: string, token: string, body?: unknown): Promise
 const chat = (url: string, token: string, content: string) => send(url, "/v1/chat/completions", token, { model: "sim/fast", messages: [{ role: "user", content }] });
 
 describe("--workers 2 on Redis state", () => {
-  const dir = mkdtempSync(join(tmpdir(), "llmgw-workers-"));
+  const dir = tempDir("llmgw-workers-");
   const path = join(dir, "gateway.yaml");
   const prefix = `test-workers-${randomUUID()}`;
   const state = `{ backend: redis, url: "${REDIS_URL}", key_prefix: "${prefix}" }`;
@@ -177,7 +177,7 @@ describe("--workers 2 on Redis state", () => {
 
 describe("--workers 2 on memory state", () => {
   it("warns that limits become per worker, and still starts", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "llmgw-workers-mem-"));
+    const dir = tempDir("llmgw-workers-mem-");
     const path = join(dir, "gateway.yaml");
     writeFileSync(path, config("{ backend: memory }"));
     // GATEWAY_WORKERS is the environment's way to say --workers.
@@ -204,7 +204,7 @@ describe("--workers start-up failures", () => {
     await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
     const port = (blocker.address() as { port: number }).port;
     try {
-      const dir = mkdtempSync(join(tmpdir(), "llmgw-workers-busy-"));
+      const dir = tempDir("llmgw-workers-busy-");
       const path = join(dir, "gateway.yaml");
       writeFileSync(path, config("{ backend: memory }"));
       const gw = await spawnGateway(["--config", path, "--port", String(port), "--workers", "2"]);
