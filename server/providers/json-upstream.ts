@@ -96,6 +96,15 @@ export function parseJsonData(data: string, providerId: string): unknown {
   }
 }
 
+/** parseJsonOrUndefined parses an error body that may not be JSON at all (a proxy's HTML page): undefined when it is not. */
+export function parseJsonOrUndefined(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
 /** isObject tells whether a parsed JSON value is a plain object. */
 export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);

@@ -18,6 +18,7 @@ import { createUpstreamHttp, toUpstreamError, type UpstreamResponse } from "./ht
 import { resolveOpenAIProvider, type OpenAIPreset } from "./openai-presets.js";
 import { retryAfterMs } from "./retry-hints.js";
 import { readSse, readText } from "./sse.js";
+import { parseJsonOrUndefined } from "./json-upstream.js";
 
 /**
  * The adapter for the OpenAI Chat Completions protocol and the providers
@@ -592,12 +593,7 @@ export function createOpenAICompatibleAdapter(provider: ProviderConfig): Provide
       if (contentType.includes("application/json")) {
         // Not a stream: an error body, or a server that ignored `stream`.
         const text = await readLimited(body, 64 * 1024);
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
+        const json = parseJsonOrUndefined(text);
         if (json !== null && typeof json === "object" && "error" in json) throw eventError(json, res.status);
         throw fail("malformed_response", "the provider answered a streaming request without a stream", { status: res.status });
       }

@@ -1,6 +1,6 @@
 import { UpstreamError, type ErrorClass } from "../../core/errors.js";
 import { upstreamErrorMessage } from "../error-message.js";
-import { isObject, type HeaderBag } from "../json-upstream.js";
+import { isObject, parseJsonOrUndefined, type HeaderBag } from "../json-upstream.js";
 import { retryAfterMs } from "../retry-hints.js";
 
 /**
@@ -74,12 +74,7 @@ export function anthropicHttpError(
   bodyText: string,
   secrets: ReadonlyArray<string | undefined>,
 ): UpstreamError {
-  let body: unknown;
-  try {
-    body = JSON.parse(bodyText);
-  } catch {
-    body = undefined;
-  }
+  const body = parseJsonOrUndefined(bodyText);
   const info = errorInfo(body);
   const errorClass = classifyAnthropicError(info, status);
   const message = info.message ?? (bodyText.trim() !== "" && body === undefined ? bodyText : `HTTP ${status}`);

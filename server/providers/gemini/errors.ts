@@ -1,6 +1,6 @@
 import { UpstreamError, type ErrorClass } from "../../core/errors.js";
 import { upstreamErrorMessage } from "../error-message.js";
-import { isObject, type HeaderBag } from "../json-upstream.js";
+import { isObject, parseJsonOrUndefined, type HeaderBag } from "../json-upstream.js";
 import { parseDurationMs, retryAfterMs } from "../retry-hints.js";
 
 /**
@@ -92,11 +92,6 @@ export function geminiHttpError(
   bodyText: string,
   secrets: ReadonlyArray<string | undefined>,
 ): UpstreamError {
-  let body: unknown;
-  try {
-    body = JSON.parse(bodyText);
-  } catch {
-    body = undefined;
-  }
+  const body = parseJsonOrUndefined(bodyText);
   return geminiBodyError(providerId, body, status, secrets, headers, body === undefined ? bodyText : "");
 }
