@@ -4,6 +4,7 @@ import type { GatewayConfig } from "./config/schema.js";
 import { createGateway, type Gateway } from "./core/gateway.js";
 import { buildRuntime } from "./core/runtime.js";
 import { sendJson, type HttpResponse } from "./http/io.js";
+import { startIdleGc } from "./http/idle-gc.js";
 import { listen, type Listener, type RequestHandler } from "./http/listener.js";
 import { createOpenAIHandler } from "./openai/handler.js";
 import { createStateStore, describeState, sameStateConfig } from "./state/index.js";
@@ -90,6 +91,17 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     if (!directUnary(req, res)) connectHandler(req, res);
   };
   const listener: Listener = await listen({ host, port: options.port ?? options.config.server.port, handler });
+  const idleGcMs = options.config.server.idle_gc_ms;
+  const idleGc =
+    idleGcMs > 0
+      ? startIdleGc({
+          idleMs: idleGcMs,
+          started: listener.started,
+          inFlight: listener.inFlight,
+          collected: (ms, freedBytes, committedBytes) =>
+            logger.debug({ ms: Math.round(ms), freedBytes, committedBytes }, "collected garbage after a quiet period"),
+        })
+      : undefined;
   const urlHost = host.includes(":") ? `[${host}]` : host;
   logger.info({ host, port: listener.port }, "llm-gateway listening (gRPC, Connect, gRPC-Web, OpenAI REST on one port)");
 
@@ -124,6 +136,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     },
     async close() {
       draining = true;
+      idleGc?.stop();
       await listener.close(options.config.server.drain_timeout_ms);
       await gateway.runtime().retire();
       await stateStore.close();

@@ -256,6 +256,8 @@ const serverSchema = z.strictObject({
   log_level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
   /** log prompt and completion text; off by default because it is user data */
   log_content: z.boolean().default(false),
+  /** after a burst, collect garbage once the gateway has been quiet this long (0 = never); read at startup */
+  idle_gc_ms: z.number().int().min(0).default(2000),
 });
 
 const stateSchema = z.discriminatedUnion("backend", [

@@ -29,6 +29,8 @@ export interface Listener {
   readonly host: string;
   /** inFlight is the number of requests not yet finished. */
   inFlight(): number;
+  /** started is the number of requests received since the listener started. */
+  started(): number;
   /**
    * close stops accepting connections, lets in-flight requests and streams
    * finish for up to drainMs, then closes whatever is left.
@@ -41,9 +43,11 @@ const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 /** listen starts the one-port server. */
 export async function listen(options: ListenerOptions): Promise<Listener> {
   let inFlight = 0;
+  let started = 0;
   let idle: (() => void) | undefined;
   const counted: RequestHandler = (req, res) => {
     inFlight++;
+    started++;
     res.once("close", () => {
       inFlight--;
       if (inFlight === 0) idle?.();
@@ -94,6 +98,7 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
     port: address.port,
     host: address.address,
     inFlight: () => inFlight,
+    started: () => started,
     async close(drainMs) {
       const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
       // Idle keep-alive connections would hold the port open; busy ones finish their request first.
