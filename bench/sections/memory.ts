@@ -8,8 +8,9 @@ import { ErrorLog, TARGET_COLUMNS, record, targetCells, type BenchContext, type 
 /**
  * Memory: resident set size (VmRSS) of the measured process when idle,
  * while it holds many slow streams open at once, and some seconds after
- * they end. "Idle" is the warmed-up process just before the load, which is
- * what a long-running gateway looks like between bursts.
+ * they end. "Idle" is the warmed-up process after settleMs of quiet, just
+ * before the load, which is what a long-running gateway looks like between
+ * bursts; "after" waits the same settleMs, so both are read at rest.
  */
 
 const MB = 1024 * 1024;
@@ -44,7 +45,9 @@ export async function memorySection(ctx: BenchContext, coldRss: Partial<Record<T
     if (!measured.includes(t.id)) continue;
     const label = TARGET_LABELS[t.id];
     const pid = t.server.pid;
-    ctx.progress.step(`memory · ${label} · idle`);
+    // Idle is read after the same quiet wait as "after", so both are readings of a process at rest.
+    ctx.progress.step(`memory · ${label} · idle (after ${settleMs / 1000} s of quiet)`);
+    await sleep(settleMs);
     const idleRss = await sampleRss(pid, 3, 200, "median");
     ctx.progress.step(`memory · ${label} · opening ${streams} streams`);
     const h = holdStreams(t.pool, restSpec(t, scenario, true), streams);
