@@ -98,10 +98,10 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
           idleMs: idleGcMs,
           started: listener.started,
           inFlight: listener.inFlight,
-          collected: (ms, freedBytes, committedBytes) =>
-            logger.debug({ ms: Math.round(ms), freedBytes, committedBytes }, "collected garbage after a quiet period"),
+          collected: (c) => logger.debug({ ...c, ms: Math.round(c.ms) }, "collected garbage after a quiet period"),
         })
       : undefined;
+  if (idleGcMs > 0 && idleGc === undefined) logger.warn("server.idle_gc_ms is set, but this Node has no inspector: memory is not given back when idle");
   const urlHost = host.includes(":") ? `[${host}]` : host;
   logger.info({ host, port: listener.port }, "llm-gateway listening (gRPC, Connect, gRPC-Web, OpenAI REST on one port)");
 

@@ -1,4 +1,4 @@
-import { holdStreams, runLoad, streamSender } from "../load.js";
+import { createPool, holdStreams, runLoad, streamSender } from "../load.js";
 import { goalAtMost, type Section } from "../report.js";
 import { processTree, rssBytes } from "../proc.js";
 import { spread } from "../stats.js";
@@ -59,7 +59,9 @@ export async function memorySection(ctx: BenchContext, coldRss: Partial<Record<T
     await runLoad({ concurrency: 16, durationMs: WARM_MS, send: streamSender(t.pool, restSpec(t, ctx.plan.streaming.scenario, true)) });
     const warmRss = await sampleRss(pid, 3, 100, "median");
     ctx.progress.step(`memory · ${label} · opening ${streams} streams`);
-    const h = holdStreams(t.pool, restSpec(t, scenario, true), streams);
+    // The streams' own connections, closed once they end: "after the load" is after its clients left.
+    const streamPool = createPool(t.server.origin);
+    const h = holdStreams(streamPool, restSpec(t, scenario, true), streams);
     let timer: NodeJS.Timeout | undefined;
     const startedInTime = await Promise.race([h.allStarted.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(r, 60_000, false)))]);
     clearTimeout(timer);
@@ -67,6 +69,7 @@ export async function memorySection(ctx: BenchContext, coldRss: Partial<Record<T
     ctx.progress.step(`memory · ${label} · ${streams} streams open`);
     const heldRss = await sampleRss(pid, 5, 200, "max");
     const result = await h.finished;
+    await streamPool.close();
     errors.add(label, result.errors, result.requests, result.firstError);
     ctx.progress.step(`memory · ${label} · settling ${settleMs / 1000} s after the load`);
     await sleep(settleMs);

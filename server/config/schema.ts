@@ -257,7 +257,7 @@ const serverSchema = z.strictObject({
   /** log prompt and completion text; off by default because it is user data */
   log_content: z.boolean().default(false),
   /** after a burst, collect garbage once the gateway has been quiet this long (0 = never); read at startup */
-  idle_gc_ms: z.number().int().min(0).default(2000),
+  idle_gc_ms: z.number().int().min(0).default(1000),
 });
 
 const stateSchema = z.discriminatedUnion("backend", [

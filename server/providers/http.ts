@@ -55,6 +55,9 @@ export interface UpstreamHttp {
   close(): Promise<void>;
 }
 
+/** IDLE_KEEPALIVE_MS is how long an idle pooled connection is kept open. */
+const IDLE_KEEPALIVE_MS = 5_000;
+
 /** BODY_HIGH_WATER is how many unread body bytes are queued before the connection is paused. */
 const BODY_HIGH_WATER = 256 * 1024;
 
@@ -192,8 +195,11 @@ class Exchange implements Dispatcher.DispatchHandler, UpstreamBody, AsyncIterato
 export function createUpstreamHttp(options: UpstreamHttpOptions): UpstreamHttp {
   const agent = new Agent({
     connections: options.maxConnections,
-    keepAliveTimeout: 30_000,
-    keepAliveMaxTimeout: 300_000,
+    // Idle connections are kept 5 s (the OpenAI SDK's httpx default; a server's Keep-Alive hint may
+    // only shorten it): steady traffic keeps its connections busy, and a burst's
+    // hundreds of sockets do not stay open, and in memory, long after it.
+    keepAliveTimeout: IDLE_KEEPALIVE_MS,
+    keepAliveMaxTimeout: IDLE_KEEPALIVE_MS,
     headersTimeout: options.headersTimeoutMs,
     bodyTimeout: options.idleTimeoutMs,
     connect: { timeout: options.connectTimeoutMs },
