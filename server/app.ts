@@ -101,7 +101,6 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
           collected: (c) => logger.debug({ ...c, ms: Math.round(c.ms) }, "collected garbage after a quiet period"),
         })
       : undefined;
-  if (idleGcMs > 0 && idleGc === undefined) logger.warn("server.idle_gc_ms is set, but this Node has no inspector: memory is not given back when idle");
   const urlHost = host.includes(":") ? `[${host}]` : host;
   logger.info({ host, port: listener.port }, "llm-gateway listening (gRPC, Connect, gRPC-Web, OpenAI REST on one port)");
 

@@ -256,8 +256,8 @@ const serverSchema = z.strictObject({
   log_level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
   /** log prompt and completion text; off by default because it is user data */
   log_content: z.boolean().default(false),
-  /** after a burst, collect garbage once the gateway has been quiet this long (0 = never); read at startup */
-  idle_gc_ms: z.number().int().min(0).default(1000),
+  /** after a burst, collect garbage once the gateway has been quiet this long (0 = never); the next burst pays a warm-up, so keep it above the gaps between bursts; read at startup */
+  idle_gc_ms: z.number().int().min(0).default(30_000),
 });
 
 const stateSchema = z.discriminatedUnion("backend", [

@@ -1,30 +1,48 @@
-import { createRequire } from "node:module";
-import { getHeapSpaceStatistics, getHeapStatistics } from "node:v8";
+import { getHeapSpaceStatistics, getHeapStatistics, setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 
 /**
  * Giving memory back when traffic stops. V8 collects garbage only as it
  * allocates, so a replica that goes quiet after a burst keeps the burst's
- * garbage, its young generation grown to 32 MB and the heap pages holding
- * them for as long as it stays quiet: tens of MB per replica that the
- * kernel, autoscalers and OOM accounting count as in use. Once no request
- * has started for idleMs and none is in flight, and the heap has grown by
- * GROWTH_BYTES since the last collection, one memory-reducing collection
- * runs. It is the collection V8 does under memory pressure
- * (Isolate::LowMemoryNotification, reached through the in-process
- * inspector's HeapProfiler.collectGarbage): full, compacting, and it
- * shrinks the young generation back to 1 MB, which an ordinary full
- * collection does only after seeing 5 s of low allocation. It costs tens
- * of ms of CPU once per quiet period and never runs while a request or
- * stream is in flight; health checks alone never trigger it (they leave
- * too little garbage to cross the threshold).
+ * garbage, and the heap pages holding it, for as long as it stays quiet:
+ * tens of MB per replica that the kernel, autoscalers and OOM accounting
+ * count as in use. Once no request has started for idleMs and none is in
+ * flight, and the heap has grown by GROWTH_BYTES since the last time, a
+ * short series of full collections runs: the first frees the garbage; V8
+ * shrinks its young generation (32 MB under load, 1 MB at rest) only in a
+ * collection that follows 5 s of low allocation, so the second (and last)
+ * comes SHRINK_DELAY_MS later, unless the first already left the heap at
+ * rest. Each costs a few to tens of ms of CPU, only while
+ * nothing is in flight; health checks alone never trigger a series (they
+ * leave too little garbage to cross the threshold).
+ *
+ * Ordinary full collections, and only two, not V8's low-memory collection
+ * (reachable through the inspector's HeapProfiler.collectGarbage) nor a
+ * longer series: both flush compiled code, and the next burst then ran at
+ * twice the CPU per request while it recompiled. Even two cost the next
+ * burst some warm-up (deoptimized code, a young generation to regrow), so
+ * idleMs should be well above the gaps between bursts (30 s by default).
  */
 
-/** GROWTH_BYTES is how much the heap (used or committed) must grow past its size after the last collection. */
+/** GROWTH_BYTES is how much the heap (used or committed) must grow past its size after the last series. */
 const GROWTH_BYTES = 8 * 1024 * 1024;
+/** SETTLED_BYTES: a first collection that shrinks the committed heap by less than this, with the young generation at rest, needs no second. */
+const SETTLED_BYTES = 1024 * 1024;
+/** SETTLED_YOUNG_BYTES is the young generation's size back at rest (V8 starts it at 1–2 MB). */
+const SETTLED_YOUNG_BYTES = 4 * 1024 * 1024;
+/**
+ * MAX_COLLECTIONS bounds one series. Two: V8 ages the bytecode of every
+ * function not run during a full collection and flushes it after a few, so
+ * a longer series in a quiet period sent the next burst back to the
+ * interpreter (CPU per request doubled while it recompiled).
+ */
+const MAX_COLLECTIONS = 2;
+/** SHRINK_DELAY_MS: V8 (11.x) looks at the last 5 s of allocation before it shrinks the young generation. */
+const SHRINK_DELAY_MS = 5_500;
 
 /** Collection is what one collection did. */
 export interface Collection {
-  /** ms is how long it took, from the request to V8's answer. */
+  /** ms is how long it took. */
   ms: number;
   /** freedBytes is how much less heap is in use after it. */
   freedBytes: number;
@@ -38,6 +56,8 @@ export interface Collection {
 export interface IdleGcOptions {
   /** idleMs is how long the gateway must be quiet (nothing started, nothing in flight) before collecting. */
   idleMs: number;
+  /** shrinkDelayMs is the wait between a series' first and second collections; SHRINK_DELAY_MS unless testing. */
+  shrinkDelayMs?: number;
   /** started counts the requests started so far (any change means activity). */
   started(): number;
   /** inFlight is how many requests are running now. */
@@ -52,45 +72,40 @@ export interface IdleGc {
   stop(): void;
 }
 
-/**
- * startIdleGc checks a few times per idleMs whether the gateway is quiet
- * with a grown heap, and collects if so. It returns undefined when this
- * Node has no inspector (a build without it), so no collection is possible.
- */
-export function startIdleGc(options: IdleGcOptions): IdleGc | undefined {
-  const inspector = loadInspector();
-  if (inspector === undefined) return undefined;
+/** startIdleGc checks a few times per idleMs whether the gateway is quiet with a grown heap, and collects if so. */
+export function startIdleGc(options: IdleGcOptions): IdleGc {
+  const gc = fullCollector();
+  const shrinkDelayMs = options.shrinkDelayMs ?? SHRINK_DELAY_MS;
   let seen = options.started();
   let quietSince = performance.now();
-  let running = false;
+  // Collections in this quiet period's series; -1 once the period needs no more.
+  let collections = 0;
   // Nothing collected yet: the first quiet period collects (startup leaves garbage and a grown heap too).
   let base = { used_heap_size: 0, total_heap_size: 0 };
+  let lastCommitted = 0;
+
+  // How far into a quiet period collection n (from 0) of its series is due.
+  const dueAfter = (n: number): number => (n === 0 ? options.idleMs : options.idleMs + shrinkDelayMs);
 
   const collect = (): void => {
-    running = true;
     const t0 = performance.now();
     const before = getHeapStatistics().used_heap_size;
-    const session = new inspector.Session();
-    try {
-      session.connect();
-    } catch {
-      // Another in-process session can refuse ours; collection is an optimization, so it simply stops.
-      clearInterval(timer);
-      return;
-    }
-    // The collection runs on the inspector's next dispatch, not inside post(); the callback comes after it.
-    session.post("HeapProfiler.collectGarbage", () => {
-      // Disconnecting inside the callback deadlocks Node 20's inspector; a turn later it does not.
-      setImmediate(() => session.disconnect());
-      running = false;
-      base = getHeapStatistics();
-      options.collected?.({
-        ms: performance.now() - t0,
-        freedBytes: before - base.used_heap_size,
-        committedBytes: base.total_heap_size,
-        youngBytes: youngGenerationSize(),
-      });
+    gc();
+    const after = getHeapStatistics();
+    const young = youngGenerationSize();
+    collections++;
+    options.collected?.({
+      ms: performance.now() - t0,
+      freedBytes: before - after.used_heap_size,
+      committedBytes: after.total_heap_size,
+      youngBytes: young,
     });
+    const settled = lastCommitted - after.total_heap_size < SETTLED_BYTES && young <= SETTLED_YOUNG_BYTES;
+    lastCommitted = after.total_heap_size;
+    if (settled || collections >= MAX_COLLECTIONS) {
+      collections = -1;
+      base = after;
+    }
   };
 
   const check = (): void => {
@@ -99,14 +114,21 @@ export function startIdleGc(options: IdleGcOptions): IdleGc | undefined {
     if (started !== seen || options.inFlight() > 0) {
       seen = started;
       quietSince = now;
+      collections = 0;
       return;
     }
-    if (running || now - quietSince < options.idleMs) return;
-    const h = getHeapStatistics();
-    if (h.used_heap_size - base.used_heap_size < GROWTH_BYTES && h.total_heap_size - base.total_heap_size < GROWTH_BYTES) return;
+    if (collections < 0 || now - quietSince < dueAfter(collections)) return;
+    if (collections === 0) {
+      const h = getHeapStatistics();
+      if (h.used_heap_size - base.used_heap_size < GROWTH_BYTES && h.total_heap_size - base.total_heap_size < GROWTH_BYTES) {
+        collections = -1;
+        return;
+      }
+      lastCommitted = h.total_heap_size;
+    }
     collect();
   };
-  const timer = setInterval(check, Math.max(50, Math.floor(options.idleMs / 4)));
+  const timer = setInterval(check, Math.max(50, Math.floor(Math.min(options.idleMs, shrinkDelayMs) / 4)));
   timer.unref();
   return { stop: () => clearInterval(timer) };
 }
@@ -117,11 +139,19 @@ function youngGenerationSize(): number {
   return 0;
 }
 
-/** loadInspector returns node:inspector, or undefined on a Node built without it (importing it would throw). */
-function loadInspector(): typeof import("node:inspector") | undefined {
+/**
+ * fullCollector returns V8's full-collection function. Without --expose-gc
+ * it is reached the way Jest's leak detector does: expose it for one fresh
+ * context, take it from there, and turn the flag back off so no other
+ * context sees a global gc().
+ */
+function fullCollector(): () => void {
+  const exposed = (globalThis as { gc?: () => void }).gc;
+  if (typeof exposed === "function") return exposed;
+  setFlagsFromString("--expose-gc");
   try {
-    return createRequire(import.meta.url)("node:inspector") as typeof import("node:inspector");
-  } catch {
-    return undefined;
+    return runInNewContext("gc") as () => void;
+  } finally {
+    setFlagsFromString("--no-expose-gc");
   }
 }
