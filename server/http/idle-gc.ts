@@ -18,10 +18,11 @@ import { runInNewContext } from "node:vm";
  *
  * Ordinary full collections, and only two, not V8's low-memory collection
  * (reachable through the inspector's HeapProfiler.collectGarbage) nor a
- * longer series: both flush compiled code, and the next burst then ran at
- * twice the CPU per request while it recompiled. Even two cost the next
- * burst some warm-up (deoptimized code, a young generation to regrow), so
- * idleMs should be well above the gaps between bursts (30 s by default).
+ * longer series: with either, the next burst ran at about twice the CPU
+ * per request while V8 recompiled. Even one ordinary collection in a quiet
+ * second cost the next round about 1.5× the CPU at concurrency 1 in the
+ * bench, so idleMs should be well above the gaps between bursts (30 s by
+ * default).
  */
 
 /** GROWTH_BYTES is how much the heap (used or committed) must grow past its size after the last series. */
@@ -31,10 +32,9 @@ const SETTLED_BYTES = 1024 * 1024;
 /** SETTLED_YOUNG_BYTES is the young generation's size back at rest (V8 starts it at 1–2 MB). */
 const SETTLED_YOUNG_BYTES = 4 * 1024 * 1024;
 /**
- * MAX_COLLECTIONS bounds one series. Two: V8 ages the bytecode of every
- * function not run during a full collection and flushes it after a few, so
- * a longer series in a quiet period sent the next burst back to the
- * interpreter (CPU per request doubled while it recompiled).
+ * MAX_COLLECTIONS bounds one series. Two: a series of five in one quiet
+ * period doubled the next burst's CPU per request (V8 ages the bytecode of
+ * functions not run across full collections, and flushes it once old).
  */
 const MAX_COLLECTIONS = 2;
 /** SHRINK_DELAY_MS: V8 (11.x) looks at the last 5 s of allocation before it shrinks the young generation. */
