@@ -146,12 +146,16 @@ function youngGenerationSize(): number {
  * context sees a global gc().
  */
 function fullCollector(): () => void {
+  if (collector !== undefined) return collector;
   const exposed = (globalThis as { gc?: () => void }).gc;
-  if (typeof exposed === "function") return exposed;
+  if (typeof exposed === "function") return (collector = exposed);
   setFlagsFromString("--expose-gc");
   try {
-    return runInNewContext("gc") as () => void;
+    return (collector = runInNewContext("gc") as () => void);
   } finally {
     setFlagsFromString("--no-expose-gc");
   }
 }
+
+// One per process: every server started in it (tests start many) shares it rather than making a context each.
+let collector: (() => void) | undefined;
