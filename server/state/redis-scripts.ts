@@ -57,6 +57,17 @@ end
 const DECIMAL_HELPERS = `
 -- Decimal-string arithmetic on non-negative integers without leading zeros.
 -- Up to 15 digits a double is exact, so short operands take the fast path.
+
+-- Digits collected least significant first, as a number string without leading zeros.
+local function from_digits(out)
+  local n = #out
+  for k = 1, math.floor(n / 2) do out[k], out[n - k + 1] = out[n - k + 1], out[k] end
+  local r = table.concat(out)
+  local z = string.find(r, '[^0]')
+  if z == nil then return '0' end
+  return string.sub(r, z)
+end
+
 local function sadd(a, b)
   if #a < 16 and #b < 16 then return string.format('%d', tonumber(a) + tonumber(b)) end
   local out = {}
@@ -72,13 +83,7 @@ local function sadd(a, b)
     i = i - 1
     j = j - 1
   end
-  if #out == 0 then return '0' end
-  local n = #out
-  for k = 1, math.floor(n / 2) do out[k], out[n - k + 1] = out[n - k + 1], out[k] end
-  local r = table.concat(out)
-  local z = string.find(r, '[^0]')
-  if z == nil then return '0' end
-  return string.sub(r, z)
+  return from_digits(out)
 end
 
 local function scmp(a, b)
@@ -106,12 +111,7 @@ local function ssub(a, b)
     i = i - 1
     j = j - 1
   end
-  local n = #out
-  for k = 1, math.floor(n / 2) do out[k], out[n - k + 1] = out[n - k + 1], out[k] end
-  local r = table.concat(out)
-  local z = string.find(r, '[^0]')
-  if z == nil then return '0' end
-  return string.sub(r, z)
+  return from_digits(out)
 end
 `;
 
