@@ -6,8 +6,9 @@ import { Wakeup } from "./wait.js";
 /**
  * What one replica keeps for itself next to the shared store: recent
  * latency samples (for percentiles), the wakeup of local capacity
- * waiters, and the rate-limit window totals it last saw. It is keyed by the store, which outlives configuration reloads,
- * so a reload keeps the samples.
+ * waiters, and the rate-limit window totals it last saw. It is keyed by
+ * the store, which outlives configuration reloads, so a reload keeps the
+ * samples.
  */
 
 /** LocalResilience is one replica's local resilience state. */
