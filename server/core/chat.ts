@@ -184,12 +184,17 @@ export type ChatEvent =
 
 /**
  * StreamChunk is what an adapter yields for one upstream chunk: its events,
- * and, for OpenAI-format upstreams, the chunk's JSON text so an edge that
- * speaks the same format can forward it without re-encoding. A chunk may
- * carry no events (a role-only first delta) and still be forwarded.
+ * and, for OpenAI-format upstreams, the chunk's JSON text past its head so
+ * an edge that speaks the same format can forward it behind its own head
+ * without re-encoding. A chunk may carry no events (a role-only first
+ * delta) and still be forwarded.
  */
 export interface StreamChunk {
   events: ChatEvent[];
-  /** openaiJson is the upstream chunk as OpenAI chat.completion.chunk JSON text. */
-  openaiJson?: string;
+  /**
+   * openaiTail is the upstream chat.completion.chunk JSON text after its
+   * id, object, created and model fields (the closing brace included);
+   * unset when the chunk is not OpenAI's or its head is in another order.
+   */
+  openaiTail?: string;
 }

@@ -85,9 +85,8 @@ export function createOpenAIHandler(gateway: Gateway, options: OpenAIHandlerOpti
         } else if (e.type === "chunk") {
           const { chunk } = e;
           // Forward OpenAI-format bytes (rebranded) where possible; the usage chunk is rebuilt to carry the cost.
-          const forwarded =
-            chunk.openaiJson !== undefined && !chunk.events.some((x) => x.type === "usage") ? encoder!.forward(chunk.openaiJson) : undefined;
-          const data = forwarded ?? encoder!.delta(chunk.events);
+          const data =
+            chunk.openaiTail !== undefined && !chunk.events.some((x) => x.type === "usage") ? encoder!.forward(chunk.openaiTail) : encoder!.delta(chunk.events);
           if (data !== undefined && !(await write(res, `data: ${data}\n\n`))) break;
         } else {
           if (e.error !== undefined) {

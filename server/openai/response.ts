@@ -84,10 +84,6 @@ export function completionToOpenAI(args: {
   });
 }
 
-// The head of an OpenAI chunk: id, object, created, model, in that order (JSON strings may hold escapes).
-const upstreamHead =
-  /^\{\s*"id"\s*:\s*"(?:[^"\\]|\\.)*"\s*,\s*"object"\s*:\s*"chat\.completion\.chunk"\s*,\s*"created"\s*:\s*\d+\s*,\s*"model"\s*:\s*"(?:[^"\\]|\\.)*"/;
-
 /** ChunkEncoder renders normalized stream events as chat.completion.chunk JSON. */
 export class ChunkEncoder {
   private readonly head: string;
@@ -98,19 +94,16 @@ export class ChunkEncoder {
   }
 
   /**
-   * forward rebrands an upstream OpenAI-format chunk for the caller: its id,
-   * created and model become the gateway's (the upstream's name for the model
-   * and its completion id must not leak, and every chunk of a stream must
-   * share one id), the rest passes through byte for byte. It returns
-   * undefined when the chunk does not begin with those four fields in
-   * OpenAI's order; the caller then re-encodes the chunk's events.
+   * forward rebrands an upstream OpenAI-format chunk for the caller, given
+   * its tail (StreamChunk.openaiTail): its id, created and model become the
+   * gateway's (the upstream's name for the model and its completion id must
+   * not leak, and every chunk of a stream must share one id), the rest
+   * passes through byte for byte.
    */
-  forward(openaiJson: string): string | undefined {
-    const m = upstreamHead.exec(openaiJson);
-    if (m === null) return undefined;
+  forward(openaiTail: string): string {
     // A forwarded upstream chunk carries the assistant role itself.
     this.roleSent = true;
-    return this.head + openaiJson.slice(m[0].length);
+    return this.head + openaiTail;
   }
 
   /** delta encodes the events of one chunk (usage excluded); undefined when there is nothing to send. */

@@ -17,6 +17,7 @@ import { upstreamErrorMessage } from "./error-message.js";
 import { createUpstreamHttp, toUpstreamError, type UpstreamResponse } from "./http.js";
 import { resolveOpenAIProvider, type OpenAIPreset } from "./openai-presets.js";
 import { retryAfterMs } from "./retry-hints.js";
+import { chunkTail, plainTextChunk, type PlainTextChunk } from "./openai-chunk.js";
 import { readSse, readText } from "./sse.js";
 import { parseJsonOrUndefined } from "./json-upstream.js";
 
@@ -27,9 +28,10 @@ import { parseJsonOrUndefined } from "./json-upstream.js";
  * format: request encoding, response and stream decoding, and the error
  * taxonomy.
  *
- * Hot path: the request body is one JSON.stringify, each stream chunk is
- * parsed once and forwarded verbatim as `openaiJson`, and no regular
- * expression is compiled per request.
+ * Hot path: the request body is one JSON.stringify; a stream chunk that
+ * only carries text is read by one match, not parsed (openai-chunk.ts), and
+ * every chunk's tail is handed on for forwarding as `openaiTail`; no
+ * regular expression is compiled per request.
  */
 
 // ---------------------------------------------------------------------------
@@ -612,11 +614,17 @@ export function createOpenAICompatibleAdapter(provider: ProviderConfig): Provide
               continue;
             }
             if (data === "") continue;
+            let plain: PlainTextChunk | undefined;
             let json: WireBody;
             try {
-              json = JSON.parse(data) as WireBody;
+              plain = plainTextChunk(data);
+              json = plain === undefined ? (JSON.parse(data) as WireBody) : {};
             } catch {
               throw fail("malformed_response", "the provider sent a malformed stream chunk", { status: res.status });
+            }
+            if (plain !== undefined) {
+              yield { events: plain.text === "" ? [] : [{ type: "text", text: plain.text }], openaiTail: plain.tail };
+              continue;
             }
             if (json === null || typeof json !== "object") {
               throw fail("malformed_response", "the provider sent a stream chunk that is not an object", { status: res.status });
@@ -673,7 +681,7 @@ export function createOpenAICompatibleAdapter(provider: ProviderConfig): Provide
               const u = normalizeOpenAIUsage(usage);
               if (u !== undefined) events.push({ type: "usage", usage: u });
             }
-            yield { events, openaiJson: data };
+            yield { events, openaiTail: chunkTail(data) };
           }
         }
       } catch (err) {

@@ -62,7 +62,7 @@ async function collect(stream: AsyncIterable<StreamChunk>): Promise<Collected> {
   const out: Collected = { text: "", reasoning: "", toolCalls: [], finishes: [], usages: [], chunks: 0 };
   for await (const chunk of stream) {
     out.chunks++;
-    assert.equal(chunk.openaiJson, undefined, "Anthropic chunks carry no OpenAI JSON");
+    assert.equal(chunk.openaiTail, undefined, "Anthropic chunks carry no OpenAI JSON");
     for (const e of chunk.events) {
       if (e.type === "text") out.text += e.text;
       else if (e.type === "reasoning") out.reasoning += e.text;
