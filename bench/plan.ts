@@ -17,7 +17,12 @@ export interface Plan {
   streaming: { rounds: number; durationMs: number; concurrency: number; scenario: string; chunks: number; intervalMs: number };
   chunkCpu: { rounds: number; durationMs: number; concurrency: number; short: string; shortChunks: number; long: string; longChunks: number };
   cpu: { rounds: number; durationMs: number; concurrency: number };
-  memory: { streams: number; scenario: string; settleMs: number };
+  /**
+   * lateMs, when set, adds a second reading that long after the load: long
+   * enough for the gateway's idle collector (server.idle_gc_ms, 30 s by
+   * default, whose second collection follows 5.5 s later) to have run.
+   */
+  memory: { streams: number; scenario: string; settleMs: number; lateMs?: number };
   protocols: { rounds: number; durationMs: number; concurrency: number };
   workers: { rounds: number; levelMs: number; levels: number[] };
   profile: { durationMs: number; concurrency: number };
@@ -53,7 +58,7 @@ export function makePlan(quick: boolean): Plan {
     streaming: { rounds: 5, durationMs: 3000, concurrency: 4, scenario: "bench-c10-i2", chunks: 10, intervalMs: 2 },
     chunkCpu: { rounds: 3, durationMs: 2500, concurrency: 16, short: "bench-c10-i2", shortChunks: 10, long: "bench-c110-i2", longChunks: 110 },
     cpu: { rounds: 5, durationMs: 2500, concurrency: 16 },
-    memory: { streams: 1000, scenario: "bench-c50-i200", settleMs: 8000 },
+    memory: { streams: 1000, scenario: "bench-c50-i200", settleMs: 8000, lateMs: 38_000 },
     protocols: { rounds: 3, durationMs: 2500, concurrency: 16 },
     workers: { rounds: 2, levelMs: 1500, levels: [2, 4, 8, 16, 32, 64, 128, 256] },
     profile: { durationMs: 8000, concurrency: 16 },
