@@ -6,6 +6,7 @@ import { buildRuntime } from "./core/runtime.js";
 import { sendJson, type HttpResponse } from "./http/io.js";
 import { startIdleGc } from "./http/idle-gc.js";
 import { listen, type Listener, type RequestHandler } from "./http/listener.js";
+import { joinClusterMetrics } from "./cluster/cluster-metrics.js";
 import { createOpenAIHandler } from "./openai/handler.js";
 import { createStateStore, describeState, sameStateConfig } from "./state/index.js";
 import type { StateStore } from "./state/store.js";
@@ -29,6 +30,11 @@ export interface GatewayServerOptions {
   /** host and port override config.server (port 0 picks a free port). */
   host?: string;
   port?: number;
+  /**
+   * workerSlot is set in a `--workers N` worker: /metrics then shows every
+   * worker's metrics, gathered through the primary (cluster/cluster-metrics.ts).
+   */
+  workerSlot?: number;
 }
 
 /** GatewayServer is a running gateway. */
@@ -56,6 +62,8 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   for (const w of initial.warnings) logger.warn(w);
   const metrics = createMetrics({ processMetrics: options.processMetrics ?? false, stateHealthy: () => stateStore.healthy() });
   const gateway = createGateway(initial, logger, metrics);
+  const clusterMetrics = options.workerSlot === undefined ? undefined : joinClusterMetrics(options.workerSlot, () => metrics.render());
+  const scrape = clusterMetrics?.scrape ?? (() => metrics.render());
   let draining = false;
 
   const openai = createOpenAIHandler(gateway, { maxBodyBytes: options.config.server.max_body_bytes, logger });
@@ -71,10 +79,16 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       const path = req.url ?? "";
       if (path === "/healthz") return sendJson(res, 200, '{"status":"ok"}');
       if (path === "/metrics") {
-        void metrics.render().then((text) => {
-          (res as import("node:http").ServerResponse).writeHead(200, { "content-type": metrics.registry.contentType });
-          res.end(text);
-        });
+        scrape().then(
+          (text) => {
+            (res as import("node:http").ServerResponse).writeHead(200, { "content-type": metrics.registry.contentType });
+            res.end(text);
+          },
+          (err: unknown) => {
+            logger.error({ err }, "rendering /metrics failed");
+            sendJson(res, 500, JSON.stringify({ error: { message: "metrics are unavailable", type: "server_error", param: null, code: "internal" } }));
+          },
+        );
         return;
       }
       if (path === "/readyz") {
@@ -136,6 +150,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     async close() {
       draining = true;
       idleGc?.stop();
+      clusterMetrics?.stop();
       await listener.close(options.config.server.drain_timeout_ms);
       await gateway.runtime().retire();
       await stateStore.close();

@@ -64,7 +64,7 @@ async function serve(): Promise<void> {
   const slot = currentWorkerSlot();
   const rootLogger = createLogger({ level: config.server.log_level, destination: process.env.GATEWAY_LOG_FILE });
   const logger = slot === undefined ? rootLogger : rootLogger.child({ worker: slot });
-  const server = await startGatewayServer({ config, logger, processMetrics: true });
+  const server = await startGatewayServer({ config, logger, processMetrics: true, workerSlot: slot });
 
   function reload(reason: string): void {
     let next: GatewayConfig;

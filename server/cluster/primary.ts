@@ -2,6 +2,7 @@ import cluster, { type Worker } from "node:cluster";
 import pino, { type Logger } from "pino";
 import type { GatewayConfig } from "../config/schema.js";
 import { createLogger, flushLogger } from "../telemetry/logger.js";
+import { createMetricsGatherer } from "./cluster-metrics.js";
 import { createLineRelay, type LineRelay } from "./log-relay.js";
 import { MAX_RESTARTS_PER_MINUTE, planRestart } from "./restart-policy.js";
 import { isWorkerReadyMessage, perWorkerStateWarning, WORKER_SLOT_ENV } from "./workers.js";
@@ -14,9 +15,11 @@ import { isWorkerReadyMessage, perWorkerStateWarning, WORKER_SLOT_ENV } from "./
  * it was given. Workers share limits, budgets and breakers only through the
  * state store, so memory state with N > 1 is warned about loudly.
  *
- * The primary owns the process-level duties: it forwards SIGHUP to every
- * worker (each re-reads and validates the file, as the single process does;
- * each also watches the file itself), on SIGTERM/SIGINT tells every worker
+ * The primary owns the process-level duties: it gathers every worker's
+ * metrics when one of them is scraped (cluster-metrics.ts), forwards
+ * SIGHUP to every worker (each re-reads and validates the file, as the
+ * single process does; each also watches the file itself), on
+ * SIGTERM/SIGINT tells every worker
  * to drain and exits when all have, kills them on a second signal, and
  * restarts a worker that dies outside shutdown (restart-policy.ts: a
  * growing delay, a cap per minute). A worker that dies before the pool has
@@ -121,6 +124,7 @@ export function runPrimary(options: PrimaryOptions): void {
     void closed.then(() => running.delete(closed));
     worker.on("message", (message: unknown) => {
       if (isWorkerReadyMessage(message)) onReady(slot, worker, message.port);
+      else metrics.onMessage(worker, message);
     });
     worker.once("exit", (code: number | null, signal: string | null) => onExit(slot, worker, code, signal));
   };
@@ -168,6 +172,8 @@ export function runPrimary(options: PrimaryOptions): void {
   };
 
   const live = (): Worker[] => slots.flatMap((s) => (s.worker === undefined ? [] : [s.worker]));
+  // /metrics on any worker shows them all (cluster-metrics.ts); only serving workers are asked.
+  const metrics = createMetricsGatherer(() => slots.flatMap((s) => (s.worker !== undefined && s.ready ? [{ slot: s.id, worker: s.worker }] : [])), count);
 
   const stopAll = async (signal: NodeJS.Signals): Promise<void> => {
     stopping = true;

@@ -130,6 +130,32 @@ describe("--workers 2 on Redis state", () => {
     assert.deepEqual([...new Set(requestLines("limited").map((l) => l.worker))].sort(), [1, 2]);
   });
 
+  it("serves every worker's metrics at /metrics, whichever worker takes the scrape", async () => {
+    // 20 + 5 answered requests so far, spread over both workers.
+    const answered = (text: string) =>
+      text
+        .split("\n")
+        .filter((l) => l.startsWith("llm_gateway_requests_total{") && l.includes('model="sim/fast"') && l.includes('status="ok"'))
+        .map((l) => ({ worker: /worker="(\d+)"/.exec(l)?.[1], n: Number(l.slice(l.lastIndexOf(" ") + 1)) }));
+    const seenBy = new Set<string>();
+    for (let i = 0; i < 4; i++) {
+      // A new connection each time: the primary hands successive scrapes to different workers.
+      const res = await send(gw.url, "/metrics", OPEN_TOKEN);
+      assert.equal(res.status, 200);
+      const samples = answered(res.body);
+      assert.deepEqual([...new Set(samples.map((s) => s.worker))].sort(), ["1", "2"], `scrape ${i}: both workers' counters`);
+      assert.equal(samples.reduce((sum, s) => sum + s.n, 0), 25, `scrape ${i}: the whole gateway's count`);
+      assert.match(res.body, /^llm_gateway_workers 2$/m);
+      assert.match(res.body, /^llm_gateway_workers_scraped 2$/m);
+      for (const w of ["1", "2"]) assert.match(res.body, new RegExp(`^llm_gateway_process_resident_memory_bytes\\{worker="${w}"\\} \\d+`, "m"));
+      // One HELP per family, as the text format requires.
+      const helps = res.body.split("\n").filter((l) => l.startsWith("# HELP "));
+      assert.equal(new Set(helps).size, helps.length);
+      seenBy.add(res.body.includes("llm_gateway_requests_total") ? "ok" : "missing");
+    }
+    assert.deepEqual([...seenBy], ["ok"]);
+  });
+
   it("forwards SIGHUP to every worker", async () => {
     writeFileSync(`${path}.new`, config(state, ["sim/new"]));
     renameSync(`${path}.new`, path);
