@@ -16,6 +16,7 @@ import {
   type StreamOutcome,
 } from "../router/execute.js";
 import type { ChatRequest, ChatResult, FinishReason, StreamChunk, Usage } from "./chat.js";
+import { withTimeout, type Cancellation } from "./cancel.js";
 import { GatewayError, type UpstreamError } from "./errors.js";
 import { newId } from "./ids.js";
 import type { Deployment, Runtime } from "./runtime.js";
@@ -38,7 +39,7 @@ export interface RequestContext {
   edge: "rpc" | "rest";
   caller: Caller;
   /** signal aborts when the caller leaves or its deadline passes. */
-  signal: AbortSignal;
+  signal: Cancellation;
   /** startedAt is performance.now() when the request arrived. */
   startedAt: number;
   /** deadlineAt is performance.now() when the caller's own deadline (an RPC deadline) passes, if it set one. */
@@ -98,10 +99,12 @@ export interface GatewayOptions {
   now?: () => number;
 }
 
-/** withBudget bounds a request's signal by its latency budget, if it has one. */
-function withBudget(signal: AbortSignal, request: ChatRequest): AbortSignal {
+const keep = (): void => undefined;
+
+/** withBudget bounds a request's signal by its latency budget, if it has one; dispose() drops the budget's timer. */
+function withBudget(signal: Cancellation, request: ChatRequest): { signal: Cancellation; dispose(): void } {
   const budget = request.routing.latencyBudgetMs;
-  return budget === undefined ? signal : AbortSignal.any([signal, AbortSignal.timeout(budget)]);
+  return budget === undefined ? { signal, dispose: keep } : withTimeout(signal, budget);
 }
 
 /**
@@ -233,7 +236,8 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
     async complete(request, ctx) {
       const rt = current;
       const release = rt.acquire();
-      const signal = withBudget(ctx.signal, request);
+      const bounded = withBudget(ctx.signal, request);
+      const signal = bounded.signal;
       let admitted: Admission | undefined;
       let prefetch: RoutePrefetch | undefined;
       // Settlement is issued right after the answer is handed over (afterAnswer); the runtime stays in use until it completes.
@@ -264,6 +268,7 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
         });
         throw err;
       } finally {
+        bounded.dispose();
         if (settled === undefined) release();
         else void settled.then(release);
       }
@@ -272,7 +277,8 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
     async *stream(request, ctx) {
       const rt = current;
       const release = rt.acquire();
-      const signal = withBudget(ctx.signal, request);
+      const bounded = withBudget(ctx.signal, request);
+      const signal = bounded.signal;
       let logged = false;
       let admitted: Admission | undefined;
       let prefetch: RoutePrefetch | undefined;
@@ -327,6 +333,7 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
         logged = true;
         throw err;
       } finally {
+        bounded.dispose();
         if (!logged) logRequest(ctx, request, { status: "canceled", stream: true });
         // Settled by now unless nothing started (refused, failed or cancelled before the first chunk): release the hold.
         const settled = settling ?? admitted?.settle(0n, undefined);

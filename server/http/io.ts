@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { CancelController, type Cancellation } from "../core/cancel.js";
 import { GatewayError } from "../core/errors.js";
 
 /**
@@ -109,8 +110,8 @@ export function write(res: HttpResponse, data: string): Promise<boolean> | boole
 }
 
 /** callerSignal aborts when the response closes before it was finished (the caller left). */
-export function callerSignal(res: HttpResponse): AbortSignal {
-  const ac = new AbortController();
+export function callerSignal(res: HttpResponse): Cancellation {
+  const ac = new CancelController();
   res.once("close", () => {
     if (!res.writableFinished) ac.abort(new GatewayError("canceled", "the caller closed the connection"));
   });

@@ -1,5 +1,6 @@
 import type { ChatRequest, ChatResult, StreamChunk } from "../core/chat.js";
 import type { ModelConfig, ProviderConfig } from "../config/schema.js";
+import type { Cancellation } from "../core/cancel.js";
 
 /**
  * The provider adapter contract. An adapter speaks one wire protocol; it
@@ -17,7 +18,7 @@ export interface AdapterCall {
   /** upstreamModel is the provider's name for the model. */
   upstreamModel: string;
   /** signal aborts the upstream work (caller left, deadline, hedge lost). */
-  signal: AbortSignal;
+  signal: Cancellation;
   /**
    * onResponseHeaders, when set, is called once with the upstream's status
    * and headers as soon as they arrive, for errors too: the router learns

@@ -1,5 +1,6 @@
 import { Agent, errors as undiciErrors, type Dispatcher } from "undici";
 import { UpstreamError } from "../core/errors.js";
+import type { Cancellation } from "../core/cancel.js";
 
 /**
  * Upstream HTTP for every adapter: one keep-alive connection pool per
@@ -48,9 +49,9 @@ export interface UpstreamHttp {
    * post sends a body to origin+path and returns the response as soon as
    * headers arrive. origin is scheme://host[:port]; path starts with "/".
    */
-  post(origin: string, path: string, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<UpstreamResponse>;
+  post(origin: string, path: string, headers: Record<string, string>, body: string, signal: Cancellation): Promise<UpstreamResponse>;
   /** get sends a GET and returns the response as soon as headers arrive. */
-  get(origin: string, path: string, headers: Record<string, string>, signal: AbortSignal): Promise<UpstreamResponse>;
+  get(origin: string, path: string, headers: Record<string, string>, signal: Cancellation): Promise<UpstreamResponse>;
   /** close drains and closes the pool. */
   close(): Promise<void>;
 }
@@ -77,7 +78,7 @@ class Exchange implements Dispatcher.DispatchHandler, UpstreamBody, AsyncIterato
   private wake: (() => void) | undefined;
 
   constructor(
-    private readonly signal: AbortSignal,
+    private readonly signal: Cancellation,
     private readonly onStart: (res: UpstreamResponse) => void,
     private readonly onFail: (err: UpstreamError) => void,
   ) {}
@@ -211,7 +212,7 @@ export function createUpstreamHttp(options: UpstreamHttpOptions): UpstreamHttp {
     path: string,
     headers: Record<string, string>,
     body: string | undefined,
-    signal: AbortSignal,
+    signal: Cancellation,
   ): Promise<UpstreamResponse> {
     if (signal.aborted) return Promise.reject(toUpstreamError(signal.reason, signal));
     return new Promise<UpstreamResponse>((resolve, reject) => {
@@ -232,7 +233,7 @@ export function createUpstreamHttp(options: UpstreamHttpOptions): UpstreamHttp {
  * toUpstreamError classifies a transport failure (refused, reset, timed out,
  * aborted). It never includes the URL, which may carry credentials.
  */
-export function toUpstreamError(err: unknown, signal?: AbortSignal): UpstreamError {
+export function toUpstreamError(err: unknown, signal?: Cancellation): UpstreamError {
   if (err instanceof UpstreamError) return err;
   if (signal?.aborted) {
     return new UpstreamError("cancelled", "the request was cancelled", { cause: err });

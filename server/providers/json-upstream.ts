@@ -2,6 +2,7 @@ import type { ProviderConfig } from "../config/schema.js";
 import { UpstreamError } from "../core/errors.js";
 import { createUpstreamHttp, type UpstreamResponse } from "./http.js";
 import { readText } from "./sse.js";
+import type { Cancellation } from "../core/cancel.js";
 
 /**
  * The plumbing shared by the adapters of JSON-over-HTTP protocols that are
@@ -35,7 +36,7 @@ export interface JsonUpstream {
    * a 2xx response whose body is still unread; any other status rejects with
    * the classifier's UpstreamError, transport failures with a classified one.
    */
-  postJson(path: string, body: unknown, signal: AbortSignal, onHeaders?: (status: number, headers: HeaderBag) => void): Promise<UpstreamResponse>;
+  postJson(path: string, body: unknown, signal: Cancellation, onHeaders?: (status: number, headers: HeaderBag) => void): Promise<UpstreamResponse>;
   /** close releases the pooled connections. */
   close(): Promise<void>;
 }
@@ -75,7 +76,7 @@ export function createJsonUpstream(options: JsonUpstreamOptions): JsonUpstream {
  * readJson reads a whole response body as JSON. A body that is not JSON is
  * a malformed_response (retryable: a proxy's HTML error page, a cut body).
  */
-export async function readJson(res: UpstreamResponse, providerId: string, signal: AbortSignal): Promise<unknown> {
+export async function readJson(res: UpstreamResponse, providerId: string, signal: Cancellation): Promise<unknown> {
   const text = await readText(res.body, signal);
   try {
     return JSON.parse(text);

@@ -20,6 +20,7 @@ import { retryAfterMs } from "./retry-hints.js";
 import { chunkTail, plainTextChunk, type PlainTextChunk } from "./openai-chunk.js";
 import { readSse, readText } from "./sse.js";
 import { parseJsonOrUndefined } from "./json-upstream.js";
+import type { Cancellation } from "../core/cancel.js";
 
 /**
  * The adapter for the OpenAI Chat Completions protocol and the providers
@@ -502,13 +503,13 @@ export function createOpenAICompatibleAdapter(provider: ProviderConfig): Provide
   }
 
   /** tagged names the provider in a transport error (whose message never holds the URL). */
-  function tagged(err: unknown, signal: AbortSignal): UpstreamError {
+  function tagged(err: unknown, signal: Cancellation): UpstreamError {
     const e = toUpstreamError(err, signal);
     if (e.message.startsWith(prefix)) return e;
     return new UpstreamError(e.errorClass, prefix + e.message, { status: e.status, retryAfterMs: e.retryAfterMs, cause: e.cause ?? e });
   }
 
-  async function httpError(res: UpstreamResponse, signal: AbortSignal): Promise<UpstreamError> {
+  async function httpError(res: UpstreamResponse, signal: Cancellation): Promise<UpstreamError> {
     const text = await readLimited(res.body, 64 * 1024);
     if (signal.aborted) return fail("cancelled", "the request was cancelled", { status: res.status });
     const info = errorInfoFromText(text);

@@ -1,9 +1,10 @@
-import { setTimeout as delay } from "node:timers/promises";
 import type { ChatRequest, ChatResult, StreamChunk, ToolCall, Usage } from "../core/chat.js";
 import { UpstreamError } from "../core/errors.js";
 import type { ProviderConfig } from "../config/schema.js";
 import { estimatePromptTokens } from "../pricing/estimate.js";
 import type { AdapterCall, ProviderAdapter } from "./adapter.js";
+import type { Cancellation } from "../core/cancel.js";
+import { pause } from "../resilience/wait.js";
 
 /**
  * The `simulated` provider answers in-process, so the gateway works with no
@@ -96,13 +97,9 @@ export function createSimulatedAdapter(provider: ProviderConfig): ProviderAdapte
   const settings = provider.simulated ?? { first_token_ms: 0, tokens_per_second: 0, answer_tokens: 48 };
   const msPerToken = settings.tokens_per_second > 0 ? 1000 / settings.tokens_per_second : 0;
 
-  async function wait(ms: number, signal: AbortSignal): Promise<void> {
+  async function wait(ms: number, signal: Cancellation): Promise<void> {
     if (ms <= 0) return;
-    try {
-      await delay(ms, undefined, { signal });
-    } catch {
-      throw cancelled();
-    }
+    if ((await pause(ms, signal)) === "aborted") throw cancelled();
   }
 
   return {

@@ -1,5 +1,6 @@
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { toUpstreamError, type UpstreamBody } from "./http.js";
+import type { Cancellation } from "../core/cancel.js";
 
 /**
  * readSse turns a streaming HTTP body into server-sent events, delivered in
@@ -14,7 +15,7 @@ import { toUpstreamError, type UpstreamBody } from "./http.js";
  * runs once per streamed chunk, and each generator layer costs a promise
  * and a resumption per step.
  */
-export function readSse(body: AsyncIterable<Uint8Array>, signal?: AbortSignal): AsyncIterable<EventSourceMessage[]> {
+export function readSse(body: AsyncIterable<Uint8Array>, signal?: Cancellation): AsyncIterable<EventSourceMessage[]> {
   return {
     [Symbol.asyncIterator](): AsyncIterator<EventSourceMessage[]> {
       const source = body[Symbol.asyncIterator]();
@@ -58,7 +59,7 @@ export function readSse(body: AsyncIterable<Uint8Array>, signal?: AbortSignal): 
 }
 
 /** readText reads a whole body as text, classifying transport failures. */
-export async function readText(body: UpstreamBody, signal?: AbortSignal): Promise<string> {
+export async function readText(body: UpstreamBody, signal?: Cancellation): Promise<string> {
   try {
     return await body.text();
   } catch (err) {

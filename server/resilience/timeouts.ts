@@ -1,4 +1,5 @@
 import { UpstreamError } from "../core/errors.js";
+import { CancelController, type Cancellation } from "../core/cancel.js";
 
 /**
  * Per-attempt timeouts: first token, idle gap between chunks, and total.
@@ -24,7 +25,7 @@ export interface AttemptLimits {
 /** AttemptTimer is one attempt's abort signal and timers. */
 export interface AttemptTimer {
   /** signal aborts when the request's signal does, a limit passes, or cancel() is called. */
-  readonly signal: AbortSignal;
+  readonly signal: Cancellation;
   /** firstToken switches from the first-token limit to the idle-gap limit. */
   firstToken(): void;
   /** touch records a chunk's arrival, or the moment the executor asks for the next one (the idle gap restarts). */
@@ -42,8 +43,8 @@ export interface AttemptTimer {
 }
 
 /** startAttemptTimer starts the clock of one attempt, now. */
-export function startAttemptTimer(parent: AbortSignal, limits: AttemptLimits): AttemptTimer {
-  const controller = new AbortController();
+export function startAttemptTimer(parent: Cancellation, limits: AttemptLimits): AttemptTimer {
+  const controller = new CancelController();
   const started = performance.now();
   let lastChunk = started;
   let streaming = false;

@@ -1,3 +1,4 @@
+import type { Cancellation } from "../core/cancel.js";
 /**
  * Waiting without polling. The executor waits in two cases only: before
  * retrying the same deployment after a backoff (when no other candidate is
@@ -48,7 +49,7 @@ export type PauseEnd = "elapsed" | "woken" | "aborted";
  * names) when one of names is woken. It never rejects and leaves no timer or
  * listener behind.
  */
-export function pause(ms: number, signal: AbortSignal, wakeup?: Wakeup, names: readonly string[] = []): Promise<PauseEnd> {
+export function pause(ms: number, signal: Cancellation, wakeup?: Wakeup, names: readonly string[] = []): Promise<PauseEnd> {
   if (signal.aborted) return Promise.resolve("aborted");
   return new Promise<PauseEnd>((resolve) => {
     let unsubscribe: (() => void) | undefined;

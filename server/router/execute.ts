@@ -37,6 +37,7 @@ import { startAttemptTimer, type AttemptLimits, type AttemptTimer } from "../res
 import { pause } from "../resilience/wait.js";
 import type { StateStore } from "../state/store.js";
 import type { RoutePlan } from "./resolve.js";
+import type { Cancellation } from "../core/cancel.js";
 
 /**
  * The executor walks a RoutePlan: it calls candidates in order and fails
@@ -384,7 +385,7 @@ class Run {
   constructor(
     private readonly plan: RoutePlan,
     private readonly request: ChatRequest,
-    private readonly signal: AbortSignal,
+    private readonly signal: Cancellation,
     private readonly stream: boolean,
     options: ExecOptions,
   ) {
@@ -984,7 +985,7 @@ class Run {
 }
 
 /** executeComplete runs a non-streaming request through its plan. */
-export async function executeComplete(plan: RoutePlan, request: ChatRequest, signal: AbortSignal, options: ExecOptions = {}): Promise<Completion> {
+export async function executeComplete(plan: RoutePlan, request: ChatRequest, signal: Cancellation, options: ExecOptions = {}): Promise<Completion> {
   const run = new Run(plan, request, signal, false, options);
   const a = await run.acquire();
   run.completed(a);
@@ -1003,7 +1004,7 @@ export async function executeComplete(plan: RoutePlan, request: ChatRequest, sig
 export async function* executeStream(
   plan: RoutePlan,
   request: ChatRequest,
-  signal: AbortSignal,
+  signal: Cancellation,
   requestStart: number,
   onAbandoned: (outcome: StreamOutcome) => void,
   options: ExecOptions = {},

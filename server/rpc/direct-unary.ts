@@ -1,6 +1,6 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { createDeadlineSignal, createLinkedAbortController } from "@connectrpc/connect/protocol";
+import { createDeadlineSignal } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, contentTypeUnaryJson, contentTypeUnaryProto, errorToJsonBytes, parseContentType, parseTimeout } from "@connectrpc/connect/protocol-connect";
 import {
   contentTypeProto as grpcContentTypeProto,
@@ -17,6 +17,7 @@ import type { Gateway } from "../core/gateway.js";
 import { GatewayError } from "../core/errors.js";
 import { callerSignal, header, readBody, type HttpRequest, type HttpResponse } from "../http/io.js";
 import { completeRpc, rpcError, type RpcCall } from "./service.js";
+import { anyOf } from "../core/cancel.js";
 
 /**
  * A direct path for the hottest call: unary `Complete` with a binary
@@ -91,7 +92,7 @@ export function createDirectUnaryHandler(gateway: Gateway, options: DirectUnaryO
     }
     // The caller leaving, or its deadline passing, cancels the call (as connect-node's context signal does).
     const deadline = timeoutMs === undefined ? undefined : createDeadlineSignal(timeoutMs);
-    const signal = deadline === undefined ? callerSignal(res) : createLinkedAbortController(callerSignal(res), deadline.signal).signal;
+    const signal = deadline === undefined ? callerSignal(res) : anyOf([callerSignal(res), deadline.signal]);
     const call: RpcCall = {
       requestHeader: (name) => header(req, name),
       setResponseHeader: (name, value) => (responseHeaders[name] = value),

@@ -19,6 +19,7 @@ import { budgetHeaders, remainingOf } from "../budgets/spend.js";
 import { capabilityToProto, chatRequestFromProto, costToProto, errorClassToProto, finishReasonToProto, traceToProto, usageToProto } from "./convert.js";
 import { toConnectError } from "./errors.js";
 import type { Logger } from "pino";
+import type { Cancellation } from "../core/cancel.js";
 
 /**
  * The Connect/gRPC/gRPC-Web edge: GatewayService over the core. Each
@@ -36,7 +37,7 @@ export interface RpcCall {
   requestHeader(name: string): string | undefined;
   setResponseHeader(name: string, value: string): void;
   /** signal aborts when the caller leaves or its deadline passes. */
-  signal: AbortSignal;
+  signal: Cancellation;
   /** timeoutMs is the caller's deadline, from now, if it set one. */
   timeoutMs: number | undefined;
 }

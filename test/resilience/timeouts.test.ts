@@ -1,16 +1,21 @@
 import assert from "node:assert/strict";
-import { once } from "node:events";
 import { describe, it } from "node:test";
+import type { Cancellation } from "../../server/core/cancel.js";
 import { startAttemptTimer } from "../../server/resilience/timeouts.js";
 import { pause, Wakeup } from "../../server/resilience/wait.js";
 
 // Per-attempt timers (first token, idle gap, total) and the abortable wait.
 // Limits are short so the tests are quick; they assert what fired, not how fast.
 
+/** aborted resolves when signal aborts. */
+function aborted(signal: Cancellation): Promise<void> {
+  return new Promise((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+}
+
 describe("startAttemptTimer", () => {
   it("cancels an attempt with no first token in time, as a timeout", async () => {
     const t = startAttemptTimer(new AbortController().signal, { firstTokenMs: 30 });
-    await once(t.signal, "abort");
+    await aborted(t.signal);
     assert.equal(t.timedOut()?.errorClass, "timeout");
     assert.match(t.timedOut()!.message, /no first token within 30 ms/);
     t.dispose();
@@ -24,7 +29,7 @@ describe("startAttemptTimer", () => {
       t.touch();
     }
     assert.equal(t.signal.aborted, false, "chunks kept arriving within the gap");
-    await once(t.signal, "abort");
+    await aborted(t.signal);
     assert.match(t.timedOut()!.message, /silent for more than 40 ms/);
     t.dispose();
   });
@@ -36,7 +41,7 @@ describe("startAttemptTimer", () => {
     await new Promise((r) => setTimeout(r, 80));
     assert.equal(t.signal.aborted, false);
     t.touch();
-    await once(t.signal, "abort");
+    await aborted(t.signal);
     assert.equal(t.timedOut()?.errorClass, "timeout");
     t.dispose();
   });
@@ -44,7 +49,7 @@ describe("startAttemptTimer", () => {
   it("bounds the whole attempt with totalMs", async () => {
     const t = startAttemptTimer(new AbortController().signal, { totalMs: 30, idleMs: 10_000 });
     t.firstToken();
-    await once(t.signal, "abort");
+    await aborted(t.signal);
     assert.match(t.timedOut()!.message, /longer than 30 ms/);
     t.dispose();
   });
