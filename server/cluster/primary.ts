@@ -1,7 +1,7 @@
 import cluster, { type Worker } from "node:cluster";
 import pino, { type Logger } from "pino";
 import type { GatewayConfig } from "../config/schema.js";
-import { createLogger, flushLogger } from "../telemetry/logger.js";
+import { createLogger, flushLogger, isoTime } from "../telemetry/logger.js";
 import { createMetricsGatherer } from "./cluster-metrics.js";
 import { createLineRelay, type LineRelay } from "./log-relay.js";
 import { MAX_RESTARTS_PER_MINUTE, planRestart } from "./restart-policy.js";
@@ -73,7 +73,7 @@ function primaryLogging(level: string, logFile: string | undefined): PrimaryLogg
   }
   // One writer on stdout for the primary's own lines and the relayed ones, so they never splice.
   const out = pino.destination({ dest: 1, sync: false });
-  const root = pino({ level, base: { service: "llm-gateway" }, timestamp: pino.stdTimeFunctions.isoTime }, out);
+  const root = pino({ level, base: { service: "llm-gateway" }, timestamp: isoTime }, out);
   return {
     logger: root.child({ role: "primary" }),
     relay: createLineRelay(out),

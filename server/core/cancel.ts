@@ -28,7 +28,7 @@ export class CancelSignal implements Cancellation {
   // Most signals get one or two listeners; none fires twice (abort happens once), so `once` needs no bookkeeping.
   private listeners: Array<() => void> = [];
 
-  addEventListener(_type: "abort", listener: () => void): void {
+  addEventListener(_type: "abort", listener: () => void, _options?: { once?: boolean }): void {
     // As with an EventTarget: a listener added after the abort is never called, and a repeat is ignored.
     if (this.aborted || this.listeners.includes(listener)) return;
     this.listeners.push(listener);

@@ -91,12 +91,14 @@ export function ratesFor(price: Price, inputTokens: number): Rates {
   return rates;
 }
 
+// Per million tokens, and the multiplier in parts per million: the divisor of a charge, and half of it for rounding.
+const CHARGE_DIVISOR = MILLION * MILLION;
+const CHARGE_HALF = CHARGE_DIVISOR / 2n;
+
 // tokens × nano-USD-per-million, rounded half up to a whole nano-USD.
 function charge(tokens: number, perMillion: bigint, multiplierPpm: bigint): bigint {
   if (tokens <= 0 || perMillion === 0n) return 0n;
-  const scaled = BigInt(tokens) * perMillion * multiplierPpm;
-  const denominator = MILLION * MILLION;
-  return (scaled + denominator / 2n) / denominator;
+  return (BigInt(tokens) * perMillion * multiplierPpm + CHARGE_HALF) / CHARGE_DIVISOR;
 }
 
 /** CostOptions modify how a request is billed. */

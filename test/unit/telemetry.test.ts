@@ -1,11 +1,22 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import pino from "pino";
-import { writeInfoLine } from "../../server/telemetry/logger.js";
+import { isoTimeAt, writeInfoLine } from "../../server/telemetry/logger.js";
 import { requestLineJson } from "../../server/telemetry/request-line.js";
 import { createRequestMetrics, LATENCY_BUCKETS } from "../../server/telemetry/request-metrics.js";
 
 // The request log line and the per-request metrics are built by hand for speed; these pin their output.
+
+describe("log timestamps", () => {
+  it("render every millisecond as pino's isoTime does, across second, day and year boundaries", () => {
+    const starts = [Date.UTC(2026, 10, 21, 11, 13, 38), Date.UTC(2026, 11, 31, 23, 59, 59), Date.UTC(2027, 1, 28, 23, 59, 59), 0];
+    for (const start of starts) {
+      for (let ms = start - 3; ms < start + 1_003; ms++) {
+        assert.equal(isoTimeAt(ms), `,"time":"${new Date(ms).toISOString()}"`, String(ms));
+      }
+    }
+  });
+});
 
 describe("request log line", () => {
   it("is the line logger.info would write, with unset fields left out and strings escaped", () => {
