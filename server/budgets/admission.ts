@@ -7,7 +7,7 @@ import type { Deployment, Runtime } from "../core/runtime.js";
 import { nanoToUsdString } from "../pricing/cost.js";
 import { EXACT_WINDOW_MARGIN, measurePrompt, notePromptTokens, promptTokensFor, type PromptMeasure } from "../pricing/estimate.js";
 import { tokenizerFamily } from "../pricing/families.js";
-import { candidateCost, candidateIds, encodingsFor } from "../router/estimate.js";
+import { candidateIds, candidateTokens, encodingsFor, worstCaseOf } from "../router/estimate.js";
 import { resolveRoute, type RoutePlan } from "../router/resolve.js";
 import { createMemoryStore } from "../state/memory-store.js";
 import type { StateStore } from "../state/store.js";
@@ -131,7 +131,7 @@ export function measureForRouting(rt: Runtime, request: ChatRequest): PromptMeas
  * expensive worst cases.
  */
 function maxCostOf(plan: RoutePlan, measure: PromptMeasure, request: ChatRequest): bigint {
-  const costs = plan.candidates.map((d) => candidateCost(d, measure, request).maxCostNanoUsd).sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
+  const costs = plan.candidates.map((d) => worstCaseOf(d, candidateTokens(d, measure, request), request)).sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
   const concurrent = 1 + (plan.hedge?.max ?? 0);
   return costs.slice(0, concurrent).reduce((sum, c) => sum + c, 0n);
 }
@@ -139,7 +139,7 @@ function maxCostOf(plan: RoutePlan, measure: PromptMeasure, request: ChatRequest
 function tpmTokensOf(plan: RoutePlan, measure: PromptMeasure, request: ChatRequest): number {
   let max = 0;
   for (const d of plan.candidates) {
-    const c = candidateCost(d, measure, request);
+    const c = candidateTokens(d, measure, request);
     max = Math.max(max, c.inputTokens + c.expectedOutputTokens);
   }
   return max;

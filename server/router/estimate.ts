@@ -65,27 +65,44 @@ function usage(inputTokens: number, outputTokens: number): Usage {
   return { inputTokens, outputTokens, cachedInputTokens: 0, cacheWriteInputTokens: 0, reasoningTokens: 0 };
 }
 
+/** CandidateTokens is a request's token counts on one deployment (CandidateCost without the prices). */
+export type CandidateTokens = Omit<CandidateCost, "expectedCostNanoUsd" | "maxCostNanoUsd">;
+
 /**
- * candidateCost prices a measured request on a deployment: worst case with
- * the most output the request allows (max_output_tokens, else the model's
- * limit), expected case with a typical answer (plus reasoning for reasoning
- * models). No cache hits are assumed, so the estimate is an upper bound for
- * the input side.
+ * candidateTokens sizes a measured request on a deployment: its prompt as
+ * that deployment's tokenizer counts it, the most output the request
+ * allows (max_output_tokens, else the model's limit), and a typical answer
+ * (plus reasoning for reasoning models).
  */
-export function candidateCost(d: Deployment, measure: PromptMeasure, request: ChatRequest): CandidateCost {
+export function candidateTokens(d: Deployment, measure: PromptMeasure, request: ChatRequest): CandidateTokens {
   const tokenizer = tokenizerFamily(d.provider.type, d.upstreamModel);
   const inputTokens = promptTokensFor(measure, tokenizer, d.upstreamModel);
   const maxOut = Math.min(request.sampling.maxOutputTokens ?? d.model.max_output_tokens, d.model.max_output_tokens);
   const reasoning = d.model.capabilities.includes("reasoning") ? reasoningAllowance[request.sampling.reasoningEffort ?? "medium"] : 0;
-  const expectedOut = Math.min(maxOut, TYPICAL_OUTPUT_TOKENS + reasoning);
-  const options = costOptionsFor(request);
+  return { tokenizer, inputTokens, expectedOutputTokens: Math.min(maxOut, TYPICAL_OUTPUT_TOKENS + reasoning), maxOutputTokens: maxOut };
+}
+
+/**
+ * worstCaseOf prices a request's worst case on a deployment: its whole
+ * prompt and the most output it allows, with no cache hits assumed. It is
+ * candidateCost's maxCostNanoUsd, without pricing the expected case.
+ */
+export function worstCaseOf(d: Deployment, t: CandidateTokens, request: ChatRequest): bigint {
+  return computeCost(usage(t.inputTokens, t.maxOutputTokens), d.price, costOptionsFor(request)).total;
+}
+
+/**
+ * candidateCost prices a measured request on a deployment: worst case with
+ * the most output the request allows, expected case with a typical answer
+ * (candidateTokens). No cache hits are assumed, so the estimate is an upper
+ * bound for the input side.
+ */
+export function candidateCost(d: Deployment, measure: PromptMeasure, request: ChatRequest): CandidateCost {
+  const t = candidateTokens(d, measure, request);
   return {
-    tokenizer,
-    inputTokens,
-    expectedOutputTokens: expectedOut,
-    maxOutputTokens: maxOut,
-    expectedCostNanoUsd: computeCost(usage(inputTokens, expectedOut), d.price, options).total,
-    maxCostNanoUsd: computeCost(usage(inputTokens, maxOut), d.price, options).total,
+    ...t,
+    expectedCostNanoUsd: computeCost(usage(t.inputTokens, t.expectedOutputTokens), d.price, costOptionsFor(request)).total,
+    maxCostNanoUsd: worstCaseOf(d, t, request),
   };
 }
 
