@@ -75,7 +75,6 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     fallback(req, nodeRes) {
       // connect-node's response type omits write() only to unify overloads; both variants have it.
       const res = nodeRes as HttpResponse;
-      if (openai(req, res)) return;
       const path = req.url ?? "";
       if (path === "/healthz") return sendJson(res, 200, '{"status":"ok"}');
       if (path === "/metrics") {
@@ -101,8 +100,9 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   });
 
   const host = options.host ?? options.config.server.host;
+  // The REST shim's paths first: connect-node would only look each one up among the RPC routes and hand it back.
   const handler: RequestHandler = (req, res) => {
-    if (!directUnary(req, res)) connectHandler(req, res);
+    if (!directUnary(req, res) && !openai(req, res as HttpResponse)) connectHandler(req, res);
   };
   const listener: Listener = await listen({ host, port: options.port ?? options.config.server.port, handler });
   const idleGcMs = options.config.server.idle_gc_ms;
