@@ -12,6 +12,7 @@ import { createStateStore, describeState, sameStateConfig } from "./state/index.
 import type { StateStore } from "./state/store.js";
 import { registerGatewayService } from "./rpc/service.js";
 import { createDirectUnaryHandler } from "./rpc/direct-unary.js";
+import { useBufferUtf8Encoding } from "./rpc/text-encoding.js";
 import { createMetrics } from "./telemetry/metrics.js";
 
 /**
@@ -56,6 +57,7 @@ const notFoundBody = JSON.stringify({ error: { message: "no such endpoint", type
 /** startGatewayServer builds the runtime from config and starts listening. */
 export async function startGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
   const { logger } = options;
+  useBufferUtf8Encoding();
   let stateConfig = options.config.state;
   let stateStore = createStateStore(stateConfig, logger);
   const initial = buildRuntime(options.config, stateStore);
