@@ -12,18 +12,29 @@ export type BudgetPeriod = "day" | "week" | "month";
 /** PeriodWindow is one calendar period. */
 export interface PeriodWindow {
   /** id names the period: "2026-11-21", "2026-W47", "2026-11". */
-  id: string;
+  readonly id: string;
   /** startMs is the period's first millisecond (epoch ms, UTC). */
-  startMs: number;
+  readonly startMs: number;
   /** endMs is the next period's first millisecond: the reset time. */
-  endMs: number;
+  readonly endMs: number;
 }
 
 const DAY_MS = 86_400_000;
 const pad = (n: number, width = 2) => String(n).padStart(width, "0");
 
-/** periodWindow returns the period containing nowMs. */
+// The last window computed per period: every request asks, and a window lasts a day or more.
+const lastWindow = new Map<BudgetPeriod, PeriodWindow>();
+
+/** periodWindow returns the period containing nowMs (the same object while it lasts: do not modify it). */
 export function periodWindow(period: BudgetPeriod, nowMs: number): PeriodWindow {
+  const last = lastWindow.get(period);
+  if (last !== undefined && nowMs >= last.startMs && nowMs < last.endMs) return last;
+  const w = computeWindow(period, nowMs);
+  lastWindow.set(period, w);
+  return w;
+}
+
+function computeWindow(period: BudgetPeriod, nowMs: number): PeriodWindow {
   const d = new Date(nowMs);
   const y = d.getUTCFullYear();
   const m = d.getUTCMonth();

@@ -34,6 +34,19 @@ describe("calendar periods (UTC)", () => {
     assert.equal(iso(periodWindow("month", utc("2028-02-29T23:00:00Z")).endMs), "2028-03-01T00:00:00.000Z");
     assert.equal(periodWindow("day", utc("2026-12-31T23:59:59.999Z")).id, "2026-12-31");
   });
+
+  it("moves to the next period at its first millisecond, and back for an earlier time (the last window is reused only inside it)", () => {
+    const ids = ["2026-11-30T23:59:59.999Z", "2026-12-01T00:00:00Z", "2026-11-30T23:59:59.999Z", "2026-12-01T00:00:00Z", "2025-01-15T00:00:00Z"].map(
+      (t) => [periodWindow("day", utc(t)).id, periodWindow("month", utc(t)).id],
+    );
+    assert.deepEqual(ids, [
+      ["2026-11-30", "2026-11"],
+      ["2026-12-01", "2026-12"],
+      ["2026-11-30", "2026-11"],
+      ["2026-12-01", "2026-12"],
+      ["2025-01-15", "2025-01"],
+    ]);
+  });
 });
 
 const config = configSchema.parse({
