@@ -615,11 +615,12 @@ export function createOpenAICompatibleAdapter(provider: ProviderConfig): Provide
               continue;
             }
             if (data === "") continue;
+            // A chunk with nothing but text is read without parsing it; any other is parsed.
             let plain: PlainTextChunk | undefined;
-            let json: WireBody;
+            let json: WireBody | undefined;
             try {
               plain = plainTextChunk(data);
-              json = plain === undefined ? (JSON.parse(data) as WireBody) : {};
+              if (plain === undefined) json = JSON.parse(data) as WireBody;
             } catch {
               throw fail("malformed_response", "the provider sent a malformed stream chunk", { status: res.status });
             }
