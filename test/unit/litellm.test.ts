@@ -1,21 +1,20 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
+import { before, describe, it } from "node:test";
 import { compilePrice } from "../../server/pricing/cost.js";
-import { findMapEntry, loadPricingMap, mapPricingToConfig, parsePricingMap, perTokenToNanoPerMillion } from "../../server/pricing/litellm.js";
+import { findMapEntry, loadPricingMap, mapPricingToConfig, parsePricingMap, perTokenToNanoPerMillion, type PricingMap } from "../../server/pricing/litellm.js";
+import { REAL_MAP, REAL_MAP_MISSING } from "../support/real-map.js";
 
 // The LiteLLM price map: the real one must load whole, and known models must
 // come out priced exactly as published.
 
-const here = dirname(fileURLToPath(import.meta.url));
-/** MAP_PATH is the community map shipped beside the repository (shared/data). */
-export const MAP_PATH = join(here, "../../../shared/data/model_prices_and_context_window.json");
-
-describe("LiteLLM map loader", () => {
-  const map = loadPricingMap(MAP_PATH);
-  const raw = JSON.parse(readFileSync(MAP_PATH, "utf8")) as Record<string, { mode?: string }>;
+describe("LiteLLM map loader, on the real map", { skip: REAL_MAP_MISSING }, () => {
+  let map: PricingMap;
+  let raw: Record<string, { mode?: string }>;
+  before(() => {
+    map = loadPricingMap(REAL_MAP);
+    raw = JSON.parse(readFileSync(REAL_MAP, "utf8")) as Record<string, { mode?: string }>;
+  });
 
   it("reads every entry: text models kept, every other entry counted by mode", () => {
     assert.equal(map.total, Object.keys(raw).length);
@@ -83,6 +82,9 @@ describe("LiteLLM map loader", () => {
     assert.equal(compilePrice(mapPricingToConfig(p)).base.cachedInput, p.cachedInput);
   });
 
+});
+
+describe("LiteLLM map loader", () => {
   it("survives odd entries: keeps going, flags what it could not read", () => {
     const m = parsePricingMap(
       JSON.stringify({
