@@ -99,12 +99,12 @@ export interface GatewayOptions {
   now?: () => number;
 }
 
-const keep = (): void => undefined;
+const nothingToDispose = (): void => undefined;
 
 /** withBudget bounds a request's signal by its latency budget, if it has one; dispose() drops the budget's timer. */
 function withBudget(signal: Cancellation, request: ChatRequest): { signal: Cancellation; dispose(): void } {
   const budget = request.routing.latencyBudgetMs;
-  return budget === undefined ? { signal, dispose: keep } : withTimeout(signal, budget);
+  return budget === undefined ? { signal, dispose: nothingToDispose } : withTimeout(signal, budget);
 }
 
 /**
