@@ -1,4 +1,5 @@
 import type { Worker } from "node:cluster";
+import { family } from "../telemetry/request-metrics.js";
 import { mergeExpositions, type WorkerExposition } from "./metrics-merge.js";
 
 /**
@@ -151,18 +152,19 @@ export function createMetricsGatherer(running: () => RunningWorker[], configured
       }
       if (!isMessage(message, SCRAPE)) return false;
       void gather().then((parts) => {
-        const summary = [
-          "# HELP llm_gateway_workers Workers the primary keeps running (--workers).",
-          "# TYPE llm_gateway_workers gauge",
-          `llm_gateway_workers ${configured}`,
-          "# HELP llm_gateway_workers_scraped Workers whose metrics this scrape holds; fewer than llm_gateway_workers when some were restarting or did not answer in time.",
-          "# TYPE llm_gateway_workers_scraped gauge",
-          `llm_gateway_workers_scraped ${parts.length}`,
-          "",
-        ].join("\n");
+        const summary: string[] = [];
+        family(summary, "llm_gateway_workers", "gauge", "Workers the primary keeps running (--workers).");
+        summary.push(`llm_gateway_workers ${configured}`);
+        family(
+          summary,
+          "llm_gateway_workers_scraped",
+          "gauge",
+          "Workers whose metrics this scrape holds; fewer than llm_gateway_workers when some were restarting or did not answer in time.",
+        );
+        summary.push(`llm_gateway_workers_scraped ${parts.length}`, "");
         if (!from.isConnected()) return;
         try {
-          from.send({ type: MERGED, id: message.id, text: summary + mergeExpositions(parts) } satisfies Message);
+          from.send({ type: MERGED, id: message.id, text: summary.join("\n") + mergeExpositions(parts) } satisfies Message);
         } catch {
           // The asking worker went away; its scrape failed with it.
         }

@@ -16,7 +16,7 @@ import {
   type StreamOutcome,
 } from "../router/execute.js";
 import type { ChatRequest, ChatResult, FinishReason, StreamChunk, Usage } from "./chat.js";
-import { withTimeout, type Cancellation } from "./cancel.js";
+import { withTimeout, type Bounded, type Cancellation } from "./cancel.js";
 import { GatewayError, type UpstreamError } from "./errors.js";
 import { newId } from "./ids.js";
 import type { Deployment, Runtime } from "./runtime.js";
@@ -99,12 +99,10 @@ export interface GatewayOptions {
   now?: () => number;
 }
 
-const nothingToDispose = (): void => undefined;
-
-/** withBudget bounds a request's signal by its latency budget, if it has one; dispose() drops the budget's timer. */
-function withBudget(signal: Cancellation, request: ChatRequest): { signal: Cancellation; dispose(): void } {
+/** withBudget bounds a request's signal by its latency budget; undefined when it has none (the caller's signal serves as is). */
+function withBudget(signal: Cancellation, request: ChatRequest): Bounded | undefined {
   const budget = request.routing.latencyBudgetMs;
-  return budget === undefined ? { signal, dispose: nothingToDispose } : withTimeout(signal, budget);
+  return budget === undefined ? undefined : withTimeout(signal, budget);
 }
 
 /**
@@ -237,7 +235,7 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
       const rt = current;
       const release = rt.acquire();
       const bounded = withBudget(ctx.signal, request);
-      const signal = bounded.signal;
+      const signal = bounded?.signal ?? ctx.signal;
       let admitted: Admission | undefined;
       let prefetch: RoutePrefetch | undefined;
       // Settlement is issued right after the answer is handed over (afterAnswer); the runtime stays in use until it completes.
@@ -268,7 +266,7 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
         });
         throw err;
       } finally {
-        bounded.dispose();
+        bounded?.dispose();
         if (settled === undefined) release();
         else void settled.then(release);
       }
@@ -278,7 +276,7 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
       const rt = current;
       const release = rt.acquire();
       const bounded = withBudget(ctx.signal, request);
-      const signal = bounded.signal;
+      const signal = bounded?.signal ?? ctx.signal;
       let logged = false;
       let admitted: Admission | undefined;
       let prefetch: RoutePrefetch | undefined;
@@ -333,7 +331,7 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
         logged = true;
         throw err;
       } finally {
-        bounded.dispose();
+        bounded?.dispose();
         if (!logged) logRequest(ctx, request, { status: "canceled", stream: true });
         // Settled by now unless nothing started (refused, failed or cancelled before the first chunk): release the hold.
         const settled = settling ?? admitted?.settle(0n, undefined);

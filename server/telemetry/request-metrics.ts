@@ -196,7 +196,8 @@ export function createRequestMetrics(): RequestMetrics {
   };
 }
 
-function family(out: string[], name: string, type: string, help: string): void {
+/** family appends a metric family's HELP and TYPE lines. */
+export function family(out: string[], name: string, type: string, help: string): void {
   out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
 }
 
