@@ -11,6 +11,7 @@ import {
   latencyReaders,
   prefetchRoute,
   type ExecOptions,
+  type ExecStreamEvent,
   type ExtraUsage,
   type RoutePrefetch,
   type StreamOutcome,
@@ -75,6 +76,11 @@ export type GatewayStreamEvent =
       error?: UpstreamError;
     };
 
+/** StreamEvents are a streamed request's events; an edge that leaves early calls return(), which cancels and bills it. */
+export interface StreamEvents extends AsyncIterableIterator<GatewayStreamEvent> {
+  return(): Promise<IteratorResult<GatewayStreamEvent, undefined>>;
+}
+
 /** Gateway is the core pipeline. */
 export interface Gateway {
   /** runtime is the configuration in force now. */
@@ -86,7 +92,7 @@ export interface Gateway {
   /** complete answers a request whole. */
   complete(request: ChatRequest, ctx: RequestContext): Promise<CompleteOutcome>;
   /** stream answers a request as a stream; the first next() rejects if nothing could start. */
-  stream(request: ChatRequest, ctx: RequestContext): AsyncGenerator<GatewayStreamEvent>;
+  stream(request: ChatRequest, ctx: RequestContext): StreamEvents;
   /** estimate prices a request on every candidate (EstimateCost), marking those the caller's budget cannot afford. */
   estimate(request: ChatRequest, caller: Caller): Promise<CandidateEstimate[]>;
   /** spend reports the caller's and its team's budgets and limit usage. */
@@ -220,6 +226,145 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
     return err instanceof GatewayError ? err.code : "internal";
   }
 
+  /**
+   * GatewayStream is one streamed request: admission, then the executor's
+   * events, mapped for the edge, with the request settled and logged
+   * exactly once however it ends (finished, failed, refused or abandoned).
+   * A state machine with an async next() rather than an async generator:
+   * its chunk state runs once per streamed chunk, where each generator
+   * layer measured about 3 µs of CPU.
+   */
+  class GatewayStream implements StreamEvents {
+    /** new: not begun; open: admitted, events flowing; done: over (release below has run). */
+    private phase: "new" | "open" | "done" = "new";
+    private release: () => void = () => {};
+    private bounded: Bounded | undefined;
+    private admitted: Admission | undefined;
+    private prefetch: RoutePrefetch | undefined;
+    private exec: AsyncIterableIterator<ExecStreamEvent> | undefined;
+    private id = "";
+    private logged = false;
+    private settling: Promise<void> | undefined;
+    private inFlight: Promise<unknown> | undefined;
+
+    constructor(
+      private readonly request: ChatRequest,
+      private readonly ctx: RequestContext,
+    ) {}
+
+    [Symbol.asyncIterator](): this {
+      return this;
+    }
+
+    next(): Promise<IteratorResult<GatewayStreamEvent, undefined>> {
+      const p = this.step();
+      this.inFlight = p;
+      return p;
+    }
+
+    private async step(): Promise<IteratorResult<GatewayStreamEvent, undefined>> {
+      if (this.phase === "done") return { value: undefined, done: true };
+      try {
+        if (this.phase === "new") await this.open();
+        const r = await this.exec!.next();
+        if (r.done === true) {
+          this.finish();
+          return r;
+        }
+        const e = r.value;
+        // A chunk event passes as it is (the two types share its shape).
+        if (e.type === "chunk") return r as IteratorResult<GatewayStreamEvent, undefined>;
+        if (e.type === "start") {
+          const start: GatewayStreamEvent = { type: "start", id: this.id, deployment: e.deployment, attempts: e.attempts };
+          const held = this.admitted!;
+          if (held.degraded !== undefined) start.degraded = held.degraded;
+          if (held.budgetRemainingNano !== undefined) start.budgetRemainingNano = held.budgetRemainingNano;
+          return { value: start, done: false };
+        }
+        const o = e.outcome;
+        // Settled right after the end is handed over (the next request through this replica sees it).
+        const cost = this.settle(o);
+        return { value: { type: "end", finishReason: o.finishReason, usage: o.usage, cost, trace: o.trace, error: o.error }, done: false };
+      } catch (err) {
+        if (this.admitted === undefined) await this.prefetch?.discard();
+        logRequest(this.ctx, this.request, {
+          status: errorStatus(err),
+          trace: (err as GatewayError).trace as RouteTraceRecord | undefined,
+          error: (err as Error).message,
+          stream: true,
+        });
+        this.logged = true;
+        this.finish();
+        throw err;
+      }
+    }
+
+    /** open admits the request and starts its execution. */
+    private async open(): Promise<void> {
+      const { request, ctx } = this;
+      const rt = current;
+      this.release = rt.acquire();
+      this.phase = "open";
+      this.bounded = withBudget(ctx.signal, request);
+      const signal = this.bounded?.signal ?? ctx.signal;
+      const admitted = await admission.admit(rt, request, ctx.caller, (plan) => (this.prefetch = prefetchRoute(plan, request)));
+      this.admitted = admitted;
+      this.id = newId();
+      // settle is called once: at the end, or when the caller abandons the stream (partial usage is still billed).
+      this.exec = executeStream(admitted.plan, admitted.request, signal, ctx.startedAt, (o) => void this.settle(o), execOptions(ctx, request, rt, this.prefetch));
+    }
+
+    /** settle prices, settles and logs the stream's outcome. */
+    private settle(o: StreamOutcome): CostBreakdown {
+      const held = this.admitted!;
+      const cost = priceAttempts(o.usage, o.deployment, o.extraUsage, this.request);
+      this.settling = afterAnswer(() => held.settle(cost.total, o.usage));
+      logRequest(this.ctx, this.request, {
+        status: o.error === undefined ? "ok" : o.error.errorClass === "cancelled" ? "canceled" : `upstream_${o.error.errorClass}`,
+        deployment: o.deployment,
+        trace: o.trace,
+        usage: o.usage,
+        usageEstimated: !o.usageReported,
+        cost,
+        ttftMs: o.timeToFirstTokenMs,
+        error: o.error?.message,
+        stream: true,
+        degraded: held.degraded,
+      });
+      this.logged = true;
+      return cost;
+    }
+
+    /** return is the edge leaving early: the execution is abandoned (and billed for what it used). */
+    async return(): Promise<IteratorResult<GatewayStreamEvent, undefined>> {
+      await this.inFlight?.catch(() => undefined);
+      if (this.phase === "open") {
+        try {
+          await this.exec?.return?.(undefined);
+        } finally {
+          this.finish();
+        }
+      }
+      this.phase = "done";
+      return { value: undefined, done: true };
+    }
+
+    /** finish ends the request once: a request not logged yet was cancelled, and the runtime is released after settlement. */
+    private finish(): void {
+      if (this.phase !== "open") {
+        this.phase = "done";
+        return;
+      }
+      this.phase = "done";
+      this.bounded?.dispose();
+      if (!this.logged) logRequest(this.ctx, this.request, { status: "canceled", stream: true });
+      // Settled by now unless nothing started (refused, failed or cancelled before the first chunk): release the hold.
+      const settled = this.settling ?? this.admitted?.settle(0n, undefined);
+      if (settled === undefined) this.release();
+      else void settled.then(this.release);
+    }
+  }
+
   return {
     runtime: () => current,
 
@@ -272,73 +417,7 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
       }
     },
 
-    async *stream(request, ctx) {
-      const rt = current;
-      const release = rt.acquire();
-      const bounded = withBudget(ctx.signal, request);
-      const signal = bounded?.signal ?? ctx.signal;
-      let logged = false;
-      let admitted: Admission | undefined;
-      let prefetch: RoutePrefetch | undefined;
-      let settling: Promise<void> | undefined;
-      try {
-        admitted = await admission.admit(rt, request, ctx.caller, (plan) => (prefetch = prefetchRoute(plan, request)));
-        const { plan, degraded } = admitted;
-        const held = admitted;
-        const id = newId();
-        // Called once: at the end, or when the caller abandons the stream (partial usage is still billed).
-        const settle = (o: StreamOutcome): CostBreakdown => {
-          const cost = priceAttempts(o.usage, o.deployment, o.extraUsage, request);
-          settling = afterAnswer(() => held.settle(cost.total, o.usage));
-          logRequest(ctx, request, {
-            status: o.error === undefined ? "ok" : o.error.errorClass === "cancelled" ? "canceled" : `upstream_${o.error.errorClass}`,
-            deployment: o.deployment,
-            trace: o.trace,
-            usage: o.usage,
-            usageEstimated: !o.usageReported,
-            cost,
-            ttftMs: o.timeToFirstTokenMs,
-            error: o.error?.message,
-            stream: true,
-            degraded,
-          });
-          logged = true;
-          return cost;
-        };
-        for await (const e of executeStream(plan, held.request, signal, ctx.startedAt, settle, execOptions(ctx, request, rt, prefetch))) {
-          if (e.type === "start") {
-            const start: GatewayStreamEvent = { type: "start", id, deployment: e.deployment, attempts: e.attempts };
-            if (degraded !== undefined) start.degraded = degraded;
-            if (held.budgetRemainingNano !== undefined) start.budgetRemainingNano = held.budgetRemainingNano;
-            yield start;
-          } else if (e.type === "chunk") {
-            yield e;
-          } else {
-            const o = e.outcome;
-            // Settled right after the end is handed over (the next request through this replica sees it).
-            const cost = settle(o);
-            yield { type: "end", finishReason: o.finishReason, usage: o.usage, cost, trace: o.trace, error: o.error };
-          }
-        }
-      } catch (err) {
-        if (admitted === undefined) await prefetch?.discard();
-        logRequest(ctx, request, {
-          status: errorStatus(err),
-          trace: (err as GatewayError).trace as RouteTraceRecord | undefined,
-          error: (err as Error).message,
-          stream: true,
-        });
-        logged = true;
-        throw err;
-      } finally {
-        bounded?.dispose();
-        if (!logged) logRequest(ctx, request, { status: "canceled", stream: true });
-        // Settled by now unless nothing started (refused, failed or cancelled before the first chunk): release the hold.
-        const settled = settling ?? admitted?.settle(0n, undefined);
-        if (settled === undefined) release();
-        else void settled.then(release);
-      }
-    },
+    stream: (request, ctx) => new GatewayStream(request, ctx),
 
     async estimate(request, caller) {
       const rt = current;

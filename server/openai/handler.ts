@@ -87,7 +87,11 @@ export function createOpenAIHandler(gateway: Gateway, options: OpenAIHandlerOpti
           // Forward OpenAI-format bytes (rebranded) where possible; the usage chunk is rebuilt to carry the cost.
           const data =
             chunk.openaiTail !== undefined && !chunk.events.some((x) => x.type === "usage") ? encoder!.forward(chunk.openaiTail) : encoder!.delta(chunk.events);
-          if (data !== undefined && !(await write(res, `data: ${data}\n\n`))) break;
+          if (data !== undefined) {
+            // Awaited only when the socket is full: an await per chunk costs a microtask turn.
+            const written = write(res, `data: ${data}\n\n`);
+            if (written === false || (written !== true && !(await written))) break;
+          }
         } else {
           if (e.error !== undefined) {
             const err = { error: { message: e.error.message, type: "server_error", param: null, code: e.error.errorClass } };
@@ -100,7 +104,7 @@ export function createOpenAIHandler(gateway: Gateway, options: OpenAIHandlerOpti
         }
       }
     } finally {
-      await events.return(undefined);
+      await events.return();
       // Before "start" nothing was sent: leave the response to fail(), which answers with the error's status.
       if (res.headersSent && !res.writableEnded && !res.destroyed) res.end();
     }

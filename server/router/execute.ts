@@ -996,104 +996,174 @@ export async function executeComplete(plan: RoutePlan, request: ChatRequest, sig
 /**
  * executeStream runs a streaming request through its plan. The first
  * next() rejects with a GatewayError when no candidate could start; after
- * "start" the generator always finishes with an "end" event (carrying the
+ * "start" the iteration always finishes with an "end" event (carrying the
  * error, if the upstream failed mid-stream). Returning early (the caller
  * left) cancels the upstream request and reports what was consumed so far
  * through onAbandoned, so partial usage is still accounted.
  */
-export async function* executeStream(
+export function executeStream(
   plan: RoutePlan,
   request: ChatRequest,
   signal: Cancellation,
   requestStart: number,
   onAbandoned: (outcome: StreamOutcome) => void,
   options: ExecOptions = {},
-): AsyncGenerator<ExecStreamEvent> {
-  const run = new Run(plan, request, signal, true, { startedAt: requestStart, ...options });
-  const a = await run.acquire();
-  const d = a.c.d;
-  const attempt = a.record;
-  attempt.timeToFirstTokenMs = Math.round(a.firstTokenAt! - a.started);
-  if (attempt.httpStatus === 0) attempt.httpStatus = 200;
-  const outcome: StreamOutcome = {
-    deployment: d,
-    finishReason: "stop",
-    usage: emptyUsage(),
-    usageReported: false,
-    trace: run.trace,
-    timeToFirstTokenMs: Math.round(a.firstTokenAt! - requestStart),
-    extraUsage: run.extraUsage,
-  };
-  let finished = false;
-  let streamedChars = 0;
-  const scan = (chunk: StreamChunk) => {
+): AsyncIterableIterator<ExecStreamEvent> {
+  return new ExecStream(plan, request, signal, requestStart, onAbandoned, options);
+}
+
+/**
+ * ExecStream is executeStream's iteration. It is written as a state
+ * machine with an async next() rather than as an async generator because
+ * its middle state runs once per streamed chunk, where each async
+ * generator layer measured about 3 µs of CPU.
+ */
+class ExecStream implements AsyncIterableIterator<ExecStreamEvent> {
+  /** new: not begun; started: "start" sent, chunks flowing; done: "end" sent, failed to start, or abandoned. */
+  private phase: "new" | "started" | "done" = "new";
+  private run: Run | undefined;
+  private a: Attempt | undefined;
+  private outcome: StreamOutcome | undefined;
+  /** nextBuffered indexes the attempt's chunks read before its first token, which go out first. */
+  private nextBuffered = 0;
+  private finished = false;
+  private streamedChars = 0;
+  /** inFlight is the pending next(), which return() lets finish first. */
+  private inFlight: Promise<unknown> | undefined;
+
+  constructor(
+    private readonly plan: RoutePlan,
+    private readonly request: ChatRequest,
+    private readonly signal: Cancellation,
+    private readonly requestStart: number,
+    private readonly onAbandoned: (outcome: StreamOutcome) => void,
+    private readonly options: ExecOptions,
+  ) {}
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<ExecStreamEvent, undefined>> {
+    const p = this.step();
+    this.inFlight = p;
+    return p;
+  }
+
+  private async step(): Promise<IteratorResult<ExecStreamEvent, undefined>> {
+    if (this.phase === "new") return { value: await this.begin(), done: false };
+    if (this.phase === "done") return { value: undefined, done: true };
+    const a = this.a!;
+    const outcome = this.outcome!;
+    try {
+      if (this.nextBuffered < a.buffered.length) {
+        const chunk = a.buffered[this.nextBuffered++]!;
+        this.scan(chunk);
+        a.timer.hold();
+        return { value: { type: "chunk", chunk }, done: false };
+      }
+      if (this.nextBuffered > 0) {
+        a.buffered.length = 0;
+        this.nextBuffered = 0;
+      }
+      a.timer.touch();
+      const next = await a.iterator!.next();
+      if (next.done !== true) {
+        this.scan(next.value);
+        a.timer.hold();
+        return { value: { type: "chunk", chunk: next.value }, done: false };
+      }
+      if (!this.finished) throw new UpstreamError("connection", "the provider's stream ended before it finished");
+      this.estimateUnreported();
+    } catch (e) {
+      const err = this.run!.classify(a, e);
+      a.record.outcome = err.errorClass === "cancelled" ? "cancelled" : "failed";
+      a.record.errorClass = err.errorClass;
+      a.record.errorMessage = err.message;
+      outcome.finishReason = "error";
+      outcome.error = err;
+      this.estimateUnreported();
+    }
+    this.phase = "done";
+    a.record.latencyMs = Math.round(performance.now() - a.started);
+    this.run!.streamed(a, outcome, outcome.error === undefined ? "ok" : "failed");
+    await this.run!.flush();
+    return { value: { type: "end", outcome }, done: false };
+  }
+
+  /** begin walks the plan to a first token and returns the "start" event. */
+  private async begin(): Promise<ExecStreamEvent> {
+    const run = new Run(this.plan, this.request, this.signal, true, { startedAt: this.requestStart, ...this.options });
+    this.run = run;
+    let a: Attempt;
+    try {
+      a = await run.acquire();
+    } catch (err) {
+      this.phase = "done";
+      throw err;
+    }
+    this.a = a;
+    const d = a.c.d;
+    a.record.timeToFirstTokenMs = Math.round(a.firstTokenAt! - a.started);
+    if (a.record.httpStatus === 0) a.record.httpStatus = 200;
+    this.outcome = {
+      deployment: d,
+      finishReason: "stop",
+      usage: emptyUsage(),
+      usageReported: false,
+      trace: run.trace,
+      timeToFirstTokenMs: Math.round(a.firstTokenAt! - this.requestStart),
+      extraUsage: run.extraUsage,
+    };
+    this.phase = "started";
+    return { type: "start", deployment: d, attempts: run.trace.attempts.length };
+  }
+
+  /** return is the consumer leaving: a started stream is cancelled upstream and what it used so far is accounted. */
+  async return(): Promise<IteratorResult<ExecStreamEvent, undefined>> {
+    await this.inFlight?.catch(() => undefined);
+    if (this.phase !== "started") {
+      this.phase = "done";
+      return { value: undefined, done: true };
+    }
+    this.phase = "done";
+    const a = this.a!;
+    const outcome = this.outcome!;
+    a.record.latencyMs = Math.round(performance.now() - a.started);
+    a.record.outcome = "cancelled";
+    a.record.errorClass = "cancelled";
+    outcome.finishReason = "error";
+    outcome.error = new UpstreamError("cancelled", "the caller cancelled the stream");
+    a.timer.cancel("the caller cancelled the stream");
+    await a.iterator!.return?.(undefined);
+    this.estimateUnreported();
+    this.run!.streamed(a, outcome, "abandoned");
+    await this.run!.flush();
+    this.onAbandoned(outcome);
+    return { value: undefined, done: true };
+  }
+
+  private scan(chunk: StreamChunk): void {
+    const outcome = this.outcome!;
     for (const e of chunk.events) {
       if (e.type === "usage") {
         outcome.usage = e.usage;
         outcome.usageReported = true;
       } else if (e.type === "finish") {
         outcome.finishReason = e.finishReason;
-        finished = true;
+        this.finished = true;
       } else if (e.type === "tool_call") {
-        streamedChars += e.argumentsDelta.length + (e.name?.length ?? 0);
+        this.streamedChars += e.argumentsDelta.length + (e.name?.length ?? 0);
       } else {
-        streamedChars += e.text.length;
+        this.streamedChars += e.text.length;
       }
     }
-  };
-  // A stream that ends without reported usage is still billed: never let spend go unaccounted.
-  const estimateUnreported = () => {
-    if (outcome.usageReported) return;
-    outcome.usage = { ...emptyUsage(), inputTokens: plan.promptTokens, outputTokens: Math.ceil(streamedChars / CHARS_PER_OUTPUT_TOKEN) };
-  };
-  const upstream = a.iterator!;
-  const timer = a.timer;
-  yield { type: "start", deployment: d, attempts: run.trace.attempts.length };
-  let ended = false;
-  try {
-    for (const chunk of a.buffered) {
-      scan(chunk);
-      timer.hold();
-      yield { type: "chunk", chunk };
-    }
-    a.buffered.length = 0;
-    for (;;) {
-      timer.touch();
-      const next = await upstream.next();
-      if (next.done === true) break;
-      scan(next.value);
-      timer.hold();
-      yield { type: "chunk", chunk: next.value };
-    }
-    if (!finished) throw new UpstreamError("connection", "the provider's stream ended before it finished");
-    estimateUnreported();
-    ended = true;
-  } catch (e) {
-    const err = run.classify(a, e);
-    attempt.outcome = err.errorClass === "cancelled" ? "cancelled" : "failed";
-    attempt.errorClass = err.errorClass;
-    attempt.errorMessage = err.message;
-    outcome.finishReason = "error";
-    outcome.error = err;
-    estimateUnreported();
-    ended = true;
-  } finally {
-    attempt.latencyMs = Math.round(performance.now() - a.started);
-    if (!ended) {
-      // The consumer stopped early (the caller left): cancel upstream, account what was used.
-      attempt.outcome = "cancelled";
-      attempt.errorClass = "cancelled";
-      outcome.finishReason = "error";
-      outcome.error = new UpstreamError("cancelled", "the caller cancelled the stream");
-      timer.cancel("the caller cancelled the stream");
-      await upstream.return?.(undefined);
-      estimateUnreported();
-      run.streamed(a, outcome, "abandoned");
-      await run.flush();
-      onAbandoned(outcome);
-    }
   }
-  run.streamed(a, outcome, outcome.error === undefined ? "ok" : "failed");
-  await run.flush();
-  yield { type: "end", outcome };
+
+  /** estimateUnreported bills a stream that ended without reported usage: spend never goes unaccounted. */
+  private estimateUnreported(): void {
+    const outcome = this.outcome!;
+    if (outcome.usageReported) return;
+    outcome.usage = { ...emptyUsage(), inputTokens: this.plan.promptTokens, outputTokens: Math.ceil(this.streamedChars / CHARS_PER_OUTPUT_TOKEN) };
+  }
 }

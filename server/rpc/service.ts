@@ -147,7 +147,7 @@ export function registerGatewayService(router: ConnectRouter, gateway: Gateway, 
       } catch (err) {
         throw rpcError(err, logger, "StreamComplete");
       } finally {
-        await events?.return(undefined);
+        await events?.return();
       }
     },
 
