@@ -3,6 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createGatewayClient, userText } from "../../clients/index.js";
 import { sha256Hex } from "../../server/auth/keys.js";
+import { parseChatRequest } from "../../server/openai/request.js";
 import { nanoToUsdString } from "../../server/pricing/cost.js";
 import { startAnthropicSimulator } from "../simulators/anthropic.js";
 import { countTokens, type Simulator } from "../simulators/harness.js";
@@ -289,6 +290,27 @@ describe("cost, budgets and limits end to end", () => {
     assert.equal(reserved, "0");
     const line = gw.logs.find((l) => l.msg === "request" && l.keyId === "streamer");
     assert.equal(line?.status, "canceled");
+  });
+
+  it("a stream left right after its start event is cancelled and billed for its prompt", async () => {
+    const caller = gw.gateway.authenticate("Bearer k-streamer");
+    const { request } = parseChatRequest({ model: "slow/m", stream: true, max_tokens: 300, messages: [{ role: "user", content: "leave at once" }] });
+    const requestId = "left-after-start";
+    const events = gw.gateway.stream(request, { requestId, edge: "rest", caller, signal: new AbortController().signal, startedAt: performance.now() });
+    const first = await events.next();
+    assert.equal(first.value?.type, "start");
+    await events.return();
+    const line = gw.logs.find((l) => l.msg === "request" && l.requestId === requestId);
+    assert.equal(line?.status, "canceled");
+    assert.ok(Number(line?.inputTokens) > 0, "the prompt is billed");
+    assert.ok(BigInt(String(line?.costNanoUsd)) > 0n);
+    let reserved = "?";
+    for (let i = 0; i < 100 && reserved !== "0"; i++) {
+      const s = (await (await fetch(`${gw.url}/v1/spend`, { headers: bearer("k-streamer") })).json()) as { key: { budget: { reserved_nano_usd: string } } };
+      reserved = s.key.budget.reserved_nano_usd;
+      if (reserved !== "0") await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(reserved, "0");
   });
 
   it("EstimateCost lists every candidate, cheapest first, with why each is not eligible", async () => {
