@@ -2,6 +2,8 @@ import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { toUpstreamError, type UpstreamBody } from "./http.js";
 import type { Cancellation } from "../core/cancel.js";
 
+const LF = 0x0a;
+
 /**
  * readSse turns a streaming HTTP body into server-sent events, delivered in
  * batches: every event completed by one body read, in order (never an
@@ -22,6 +24,8 @@ export function readSse(body: AsyncIterable<Uint8Array>, signal?: Cancellation):
       let batch: EventSourceMessage[] = [];
       const parser = createParser({ onEvent: (event) => batch.push(event) });
       const decoder = new TextDecoder();
+      let first = true;
+      let decoderIdle = true;
       let ended = false;
       const take = (): EventSourceMessage[] => {
         const out = batch;
@@ -42,7 +46,17 @@ export function readSse(body: AsyncIterable<Uint8Array>, signal?: Cancellation):
               parser.feed(decoder.decode());
               parser.reset({ consume: true });
             } else {
-              parser.feed(decoder.decode(read.value, { stream: true }));
+              const bytes = read.value;
+              if (!first && decoderIdle && bytes[bytes.length - 1] === LF) {
+                // Ends on a line feed, so on a whole character: decoded directly, at a third of TextDecoder's streaming cost.
+                parser.feed((Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).toString("utf8"));
+              } else {
+                // The first read goes through the decoder, which drops a byte order mark.
+                parser.feed(decoder.decode(bytes, { stream: true }));
+                // Ending on an ASCII byte, the decoder holds no partial character for the next read.
+                decoderIdle = bytes.length === 0 || bytes[bytes.length - 1]! < 0x80;
+                first = false;
+              }
             }
             if (batch.length > 0) return { value: take(), done: false };
           }
