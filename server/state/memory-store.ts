@@ -52,6 +52,10 @@ interface Reservation {
 interface ReserveEntry {
   committed: bigint;
   reservations: Map<string, Reservation>;
+  /** reserved is the sum of the reservations' amounts, kept as they come and go (O(1) per request, not O(in flight)). */
+  reserved: bigint;
+  /** nextLapse is the earliest a reservation may lapse: before it, none has, and the map is not scanned. */
+  nextLapse: number;
   expiresAt: number;
 }
 
@@ -136,14 +140,25 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
       return undefined;
     }
     // A crashed caller never settles: its reservation lapses on its own.
-    for (const [id, r] of entry.reservations) if (r.expiresAt <= t) entry.reservations.delete(id);
+    if (entry.nextLapse <= t) {
+      let reserved = 0n;
+      let nextLapse = Infinity;
+      for (const [id, r] of entry.reservations) {
+        if (r.expiresAt <= t) {
+          entry.reservations.delete(id);
+        } else {
+          reserved += r.amount;
+          if (r.expiresAt < nextLapse) nextLapse = r.expiresAt;
+        }
+      }
+      entry.reserved = reserved;
+      entry.nextLapse = nextLapse;
+    }
     return entry;
   }
 
-  function reservedTotal(entry: ReserveEntry): bigint {
-    let total = 0n;
-    for (const r of entry.reservations.values()) total += r.amount;
-    return total;
+  function newReserveEntry(): ReserveEntry {
+    return { committed: 0n, reservations: new Map(), reserved: 0n, nextLapse: Infinity, expiresAt: 0 };
   }
 
   function liveJson(key: string, t: number): JsonEntry | undefined {
@@ -278,15 +293,18 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
       const committed = entry?.committed ?? 0n;
       // Reserving an id again replaces its amount (a retried call must not double-reserve).
       const previous = entry?.reservations.get(id)?.amount ?? 0n;
-      const others = (entry === undefined ? 0n : reservedTotal(entry)) - previous;
+      const others = (entry?.reserved ?? 0n) - previous;
       if (committed + others + amount > limit) {
         return { ok: false, committed, reserved: others + previous };
       }
       if (entry === undefined) {
-        entry = { committed: 0n, reservations: new Map(), expiresAt: 0 };
+        entry = newReserveEntry();
         reserves.set(key, entry);
       }
-      entry.reservations.set(id, { amount, expiresAt: t + reservationTtlMs });
+      const lapsesAt = t + reservationTtlMs;
+      entry.reservations.set(id, { amount, expiresAt: lapsesAt });
+      entry.reserved = others + amount;
+      if (lapsesAt < entry.nextLapse) entry.nextLapse = lapsesAt;
       entry.expiresAt = t + ttlMs;
       return { ok: true, committed, reserved: others + amount };
     },
@@ -300,10 +318,14 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
       const t = now();
       let entry = liveReserve(key, t);
       if (entry === undefined) {
-        entry = { committed: 0n, reservations: new Map(), expiresAt: 0 };
+        entry = newReserveEntry();
         reserves.set(key, entry);
       }
-      entry.reservations.delete(id);
+      const held = entry.reservations.get(id);
+      if (held !== undefined) {
+        entry.reservations.delete(id);
+        entry.reserved -= held.amount;
+      }
       entry.committed += actual;
       entry.expiresAt = t + ttlMs;
     },
@@ -313,7 +335,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
       checkKey(key);
       const entry = liveReserve(key, now());
       if (entry === undefined) return { committed: 0n, reserved: 0n };
-      return { committed: entry.committed, reserved: reservedTotal(entry) };
+      return { committed: entry.committed, reserved: entry.reserved };
     },
 
     async getJson<T>(key: string): Promise<T | undefined> {

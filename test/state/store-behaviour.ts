@@ -185,6 +185,22 @@ export function describeStoreBehaviour(name: string, setup: () => Promise<StoreF
         assert.deepEqual(await store.reserve(key, "x", 100n, 100n, hour, 60_000), { ok: true, committed: 0n, reserved: 100n });
       });
 
+      it("only the lapsed reservations lapse: the others still count, and settle as usual", async () => {
+        const key = freshKey("lapse-some");
+        await store.reserve(key, "short", 30n, 100n, hour, 250);
+        await store.reserve(key, "long", 50n, 100n, hour, 60_000);
+        await store.reserve(key, "short-too", 10n, 100n, hour, 300);
+        assert.deepEqual(await store.readReserve(key), { committed: 0n, reserved: 90n });
+        await sleep(400);
+        assert.deepEqual(await store.readReserve(key), { committed: 0n, reserved: 50n });
+        assert.deepEqual(await store.reserve(key, "x", 51n, 100n, hour, 60_000), { ok: false, committed: 0n, reserved: 50n });
+        await store.settle(key, "long", 20n, hour);
+        assert.deepEqual(await store.readReserve(key), { committed: 20n, reserved: 0n });
+        // A lapsed reservation settled late: its spend is committed, nothing is released twice.
+        await store.settle(key, "short", 5n, hour);
+        assert.deepEqual(await store.readReserve(key), { committed: 25n, reserved: 0n });
+      });
+
       it("the whole key expires ttlMs after its last write", async () => {
         const key = freshKey("period");
         await store.reserve(key, "a", 10n, 100n, 300, 60_000);
