@@ -8,7 +8,7 @@ import { serveCostEstimate, serveSpend } from "./cost.js";
 import { toOpenAIError } from "./errors.js";
 import { listModels } from "./models.js";
 import { parseChatRequest } from "./request.js";
-import { ChunkEncoder, completionToOpenAI, gatewayFields } from "./response.js";
+import { ChunkEncoder, completionToOpenAI, gatewayJson } from "./response.js";
 
 /**
  * The OpenAI-compatible REST shim: `POST /v1/chat/completions` (whole and
@@ -52,7 +52,7 @@ export function createOpenAIHandler(gateway: Gateway, options: OpenAIHandlerOpti
         output: out.result.output,
         finishReason: out.result.finishReason,
         usage: out.result.usage,
-        gateway: gatewayFields(out.deployment.provider.id, out.deployment.id, out.cost, out.trace),
+        gateway: gatewayJson(out.deployment.provider.id, out.deployment.id, out.cost, out.trace),
       });
       sendJson(res, 200, body, {
         "x-request-id": requestId,
@@ -98,7 +98,7 @@ export function createOpenAIHandler(gateway: Gateway, options: OpenAIHandlerOpti
             await write(res, `data: ${JSON.stringify(err)}\n\n`);
           } else if (includeUsage) {
             const d = e.trace.attempts[e.trace.attempts.length - 1];
-            await write(res, `data: ${encoder!.usage(e.usage, gatewayFields(d?.provider ?? "", d?.model ?? "", e.cost, e.trace))}\n\n`);
+            await write(res, `data: ${encoder!.usage(e.usage, gatewayJson(d?.provider ?? "", d?.model ?? "", e.cost, e.trace))}\n\n`);
           }
           if (e.error === undefined) await write(res, "data: [DONE]\n\n");
         }

@@ -1,7 +1,7 @@
 import type { AssistantOutput, ChatEvent, FinishReason, ToolCall, Usage } from "../core/chat.js";
 import type { CostBreakdown } from "../pricing/cost.js";
 import { nanoToUsdString } from "../pricing/cost.js";
-import type { RouteTraceRecord } from "../core/trace.js";
+import type { AttemptRecord, RouteTraceRecord } from "../core/trace.js";
 
 /**
  * Encoding of normalized results into OpenAI chat-completions JSON: whole
@@ -28,27 +28,50 @@ export function finishReasonToOpenAI(reason: FinishReason): string {
   }
 }
 
-/** usageToOpenAI renders usage the way OpenAI does (cached and reasoning as details). */
-export function usageToOpenAI(u: Usage): Record<string, unknown> {
-  return {
-    prompt_tokens: u.inputTokens,
-    completion_tokens: u.outputTokens,
-    total_tokens: u.inputTokens + u.outputTokens,
-    prompt_tokens_details: { cached_tokens: u.cachedInputTokens, cache_write_tokens: u.cacheWriteInputTokens },
-    completion_tokens_details: { reasoning_tokens: u.reasoningTokens },
-  };
+// Strings from outside (ids, model names, messages) go through JSON.stringify, which escapes them.
+const str = JSON.stringify;
+
+// A number as JSON.stringify writes it (null when not finite).
+function num(n: number): string {
+  return Number.isFinite(n) ? `${n}` : "null";
 }
 
-/** gatewayFields is the x_gateway extension: cost, provider, model and route. */
-export function gatewayFields(provider: string, model: string, cost: CostBreakdown, trace: RouteTraceRecord): Record<string, unknown> {
-  return {
-    provider,
-    model,
-    cost_usd: nanoToUsdString(cost.total),
-    cost_nano_usd: cost.total.toString(),
-    attempts: trace.attempts.length,
-    route: trace,
-  };
+/**
+ * usageJson renders usage the way OpenAI does (cached and reasoning as
+ * details), as JSON text. The response's small objects are written as
+ * text rather than built and passed to JSON.stringify, whose walk over a
+ * handful of fields cost more than the rest of the rendering.
+ */
+export function usageJson(u: Usage): string {
+  return (
+    `{"prompt_tokens":${num(u.inputTokens)},"completion_tokens":${num(u.outputTokens)},"total_tokens":${num(u.inputTokens + u.outputTokens)},` +
+    `"prompt_tokens_details":{"cached_tokens":${num(u.cachedInputTokens)},"cache_write_tokens":${num(u.cacheWriteInputTokens)}},` +
+    `"completion_tokens_details":{"reasoning_tokens":${num(u.reasoningTokens)}}}`
+  );
+}
+
+function attemptJson(a: AttemptRecord): string {
+  let s = `{"provider":${str(a.provider)},"model":${str(a.model)},"outcome":${str(a.outcome)},"latencyMs":${num(a.latencyMs)},"httpStatus":${num(a.httpStatus)},"hedged":${a.hedged}`;
+  if (a.errorClass !== undefined) s += `,"errorClass":${str(a.errorClass)}`;
+  if (a.errorMessage !== undefined) s += `,"errorMessage":${str(a.errorMessage)}`;
+  if (a.timeToFirstTokenMs !== undefined) s += `,"timeToFirstTokenMs":${num(a.timeToFirstTokenMs)}`;
+  if (a.retryAfterMs !== undefined) s += `,"retryAfterMs":${num(a.retryAfterMs)}`;
+  return `${s}}`;
+}
+
+/** traceJson renders a route trace as JSON text (the same value JSON.stringify gives). */
+export function traceJson(t: RouteTraceRecord): string {
+  const attempts = t.attempts.map(attemptJson).join(",");
+  const skipped = t.skipped.map((k) => `{"model":${str(k.model)},"reason":${str(k.reason)}}`).join(",");
+  return `{"route":${str(t.route)},"strategy":${str(t.strategy)},"reason":${str(t.reason)},"attempts":[${attempts}],"skipped":[${skipped}]}`;
+}
+
+/** gatewayJson is the x_gateway extension as JSON text: cost, provider, model and route. */
+export function gatewayJson(provider: string, model: string, cost: CostBreakdown, trace: RouteTraceRecord): string {
+  return (
+    `{"provider":${str(provider)},"model":${str(model)},"cost_usd":"${nanoToUsdString(cost.total)}","cost_nano_usd":"${cost.total}",` +
+    `"attempts":${trace.attempts.length},"route":${traceJson(trace)}}`
+  );
 }
 
 function toolCallsToOpenAI(calls: ToolCall[]): unknown[] {
@@ -63,25 +86,19 @@ export function completionToOpenAI(args: {
   output: AssistantOutput;
   finishReason: FinishReason;
   usage: Usage;
-  gateway: Record<string, unknown>;
+  /** gateway is the x_gateway field's JSON text (gatewayJson). */
+  gateway: string;
 }): string {
   const { output } = args;
-  const message: Record<string, unknown> = {
-    role: "assistant",
-    content: output.text === "" && output.toolCalls.length > 0 ? null : output.text,
-    refusal: output.refusal === "" ? null : output.refusal,
-  };
-  if (output.toolCalls.length > 0) message.tool_calls = toolCallsToOpenAI(output.toolCalls);
-  if (output.reasoning !== "") message.reasoning_content = output.reasoning;
-  return JSON.stringify({
-    id: `chatcmpl-${args.id}`,
-    object: "chat.completion",
-    created: args.created,
-    model: args.model,
-    choices: [{ index: 0, message, logprobs: null, finish_reason: finishReasonToOpenAI(args.finishReason) }],
-    usage: usageToOpenAI(args.usage),
-    x_gateway: args.gateway,
-  });
+  const content = output.text === "" && output.toolCalls.length > 0 ? "null" : str(output.text);
+  let message = `{"role":"assistant","content":${content},"refusal":${output.refusal === "" ? "null" : str(output.refusal)}`;
+  if (output.toolCalls.length > 0) message += `,"tool_calls":${str(toolCallsToOpenAI(output.toolCalls))}`;
+  if (output.reasoning !== "") message += `,"reasoning_content":${str(output.reasoning)}`;
+  return (
+    `{"id":${str(`chatcmpl-${args.id}`)},"object":"chat.completion","created":${num(args.created)},"model":${str(args.model)},` +
+    `"choices":[{"index":0,"message":${message}},"logprobs":null,"finish_reason":${str(finishReasonToOpenAI(args.finishReason))}}],` +
+    `"usage":${usageJson(args.usage)},"x_gateway":${args.gateway}}`
+  );
 }
 
 /** ChunkEncoder renders normalized stream events as chat.completion.chunk JSON. */
@@ -150,8 +167,8 @@ export class ChunkEncoder {
     return `${this.head},"choices":[{"index":0,"delta":${JSON.stringify(delta)},"logprobs":null,"finish_reason":${finish === null ? "null" : JSON.stringify(finish)}}]}`;
   }
 
-  /** usage encodes the final usage chunk (choices: []) with the gateway's cost. */
-  usage(u: Usage, gateway: Record<string, unknown>): string {
-    return `${this.head},"choices":[],"usage":${JSON.stringify(usageToOpenAI(u))},"x_gateway":${JSON.stringify(gateway)}}`;
+  /** usage encodes the final usage chunk (choices: []) with the gateway's cost; gateway is gatewayJson's text. */
+  usage(u: Usage, gateway: string): string {
+    return `${this.head},"choices":[],"usage":${usageJson(u)},"x_gateway":${gateway}}`;
   }
 }
