@@ -26,6 +26,11 @@ export interface Plan {
   protocols: { rounds: number; durationMs: number; concurrency: number };
   workers: { rounds: number; levelMs: number; levels: number[] };
   profile: { durationMs: number; concurrency: number };
+  /**
+   * instructions counts CPU instructions under callgrind: requests (or
+   * streams of each length) sent to warm each target up, then measured.
+   */
+  instructions: { warmRequests: number; requests: number; warmStreams: number; streams: number };
 }
 
 /** UNARY_SCENARIO is the non-streaming upstream scenario (no added latency). */
@@ -47,6 +52,7 @@ export function makePlan(quick: boolean): Plan {
       protocols: { rounds: 1, durationMs: 400, concurrency: 16 },
       workers: { rounds: 1, levelMs: 300, levels: [2, 8, 32, 128] },
       profile: { durationMs: 1500, concurrency: 16 },
+      instructions: { warmRequests: 300, requests: 100, warmStreams: 20, streams: 20 },
     };
   }
   return {
@@ -62,6 +68,7 @@ export function makePlan(quick: boolean): Plan {
     protocols: { rounds: 3, durationMs: 2500, concurrency: 16 },
     workers: { rounds: 2, levelMs: 1500, levels: [2, 4, 8, 16, 32, 64, 128, 256] },
     profile: { durationMs: 8000, concurrency: 16 },
+    instructions: { warmRequests: 3000, requests: 1000, warmStreams: 200, streams: 200 },
   };
 }
 

@@ -12,6 +12,7 @@ import { createProgress } from "./progress.js";
 import { countKeysContaining, deleteKeysContaining, redisReachable } from "./redis-check.js";
 import { renderReport, type Section } from "./report.js";
 import type { BenchContext, GatewayLaunch } from "./sections/common.js";
+import { instructionsSection } from "./sections/instructions.js";
 import { memorySection } from "./sections/memory.js";
 import { profileSections } from "./sections/profile.js";
 import { protocolsSection } from "./sections/protocols.js";
@@ -38,8 +39,11 @@ import { restSpec, TARGET_LABELS, type Target, type TargetId } from "./targets.j
  */
 
 /** SECTION_IDS are the sections in the order a run visits them. */
-export const SECTION_IDS = ["memory", "latency", "streaming", "chunk-cpu", "cpu", "throughput", "protocols", "workers", "profile"] as const;
+export const SECTION_IDS = ["memory", "latency", "streaming", "chunk-cpu", "cpu", "throughput", "protocols", "workers", "profile", "instructions"] as const;
 type SectionId = (typeof SECTION_IDS)[number];
+
+/** ON_REQUEST are sections a run includes only when --only names them (instructions runs the targets under valgrind for minutes). */
+const ON_REQUEST: readonly SectionId[] = ["instructions"];
 
 const REDIS_URL = "redis://127.0.0.1:6379/15";
 
@@ -56,12 +60,12 @@ const { values: flags } = parseArgs({
 if (flags.help) {
   process.stdout.write(
     `usage: npm run bench -- [--quick] [--only ${SECTION_IDS.join(",")}] [--out DIR]\n` +
-      "  --quick  short rounds (a smoke run under a minute)\n  --only   comma-separated sections to run\n  --out    results directory (default bench/results)\n",
+      "  --quick  short rounds (a smoke run under a minute)\n  --only   comma-separated sections to run (instructions runs only when named)\n  --out    results directory (default bench/results)\n",
   );
   process.exit(0);
 }
 
-let selected: SectionId[] = [...SECTION_IDS];
+let selected: SectionId[] = SECTION_IDS.filter((s) => !ON_REQUEST.includes(s));
 if (flags.only !== undefined) {
   const wanted = flags.only.split(",").map((s) => s.trim()).filter((s) => s !== "");
   const unknown = wanted.filter((w) => !(SECTION_IDS as readonly string[]).includes(w));
@@ -106,6 +110,8 @@ async function startGatewayProcess(name: string, configPath: string, launch: Par
     args: ["--config", configPath, "--port", String(port), ...(launch.extraArgs ?? [])],
     env: { GATEWAY_LOG_FILE: logFile },
     nodeFlags: launch.nodeFlags,
+    wrapper: launch.wrapper,
+    timeoutMs: launch.timeoutMs,
     cpus: launch.cpus ?? (pinning.enabled ? pinning.servers : undefined),
     readiness: { kind: "http", port, path: "/healthz" },
   });
@@ -257,6 +263,9 @@ async function main(): Promise<void> {
           break;
         case "profile":
           sections.push(...(await profileSections(ctx)));
+          break;
+        case "instructions":
+          sections.push(await instructionsSection(ctx));
           break;
       }
     } catch (err) {

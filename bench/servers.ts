@@ -60,6 +60,8 @@ export interface SpawnOptions {
   nodeFlags?: string[];
   /** cpus is a taskset CPU list; the process is not pinned when undefined. */
   cpus?: string;
+  /** wrapper is a command the node process runs under (such as valgrind and its options), keeping its pid. */
+  wrapper?: string[];
   readiness: Readiness;
   /** timeoutMs bounds the wait for readiness; default 20 s. */
   timeoutMs?: number;
@@ -114,8 +116,8 @@ export async function spawnServer(options: SpawnOptions): Promise<ServerProcess>
   // Compiled entry points (dist/**/*.js, what `npm start` runs) need no loader; .ts sources run under tsx.
   const loader = options.script.endsWith(".ts") ? ["--import", "tsx"] : [];
   const nodeArgs = [...(options.nodeFlags ?? []), ...loader, options.script, ...(options.args ?? [])];
-  const [cmd, args] =
-    options.cpus === undefined ? [process.execPath, nodeArgs] : ["taskset", ["-c", options.cpus, process.execPath, ...nodeArgs]];
+  const command = [...(options.wrapper ?? []), process.execPath, ...nodeArgs];
+  const [cmd, args] = options.cpus === undefined ? [command[0]!, command.slice(1)] : ["taskset", ["-c", options.cpus, ...command]];
   const child: ChildProcess = spawn(cmd, args, {
     cwd: REPO_ROOT,
     env: { ...process.env, ...options.env },

@@ -25,6 +25,10 @@ export interface GatewayLaunch {
   cpus?: string;
   /** upstreamOrigin points the gateway at another upstream than the shared one. */
   upstreamOrigin?: string;
+  /** wrapper is a command the gateway runs under (such as valgrind). */
+  wrapper?: string[];
+  /** timeoutMs bounds the wait for readiness (default 20 s). */
+  timeoutMs?: number;
 }
 
 /** BenchContext is what sections run against. */

@@ -266,6 +266,17 @@ describe("cost, budgets and limits end to end", () => {
     assert.deepEqual(open.key, { id: "open", budget: null, limits: null });
   });
 
+  /** reservedOnceSettled polls the key's spend until nothing is reserved (settlement follows the answer), up to 2 s. */
+  async function reservedOnceSettled(token: string): Promise<string> {
+    let reserved = "?";
+    for (let i = 0; i < 100 && reserved !== "0"; i++) {
+      const s = (await (await fetch(`${gw.url}/v1/spend`, { headers: bearer(token) })).json()) as { key: { budget: { reserved_nano_usd: string } } };
+      reserved = s.key.budget.reserved_nano_usd;
+      if (reserved !== "0") await new Promise((r) => setTimeout(r, 20));
+    }
+    return reserved;
+  }
+
   it("a stream the caller abandons midway releases its reservation (settled with the usage seen so far)", async () => {
     const ac = new AbortController();
     const res = await fetch(`${gw.url}/v1/chat/completions`, {
@@ -281,13 +292,7 @@ describe("cost, budgets and limits end to end", () => {
     // While it runs, its worst case (prompt + 300 tokens at $1/M) is held.
     assert.ok(BigInt(during.key.budget.reserved_nano_usd) >= 300_000n);
     ac.abort();
-    let reserved = "?";
-    for (let i = 0; i < 100 && reserved !== "0"; i++) {
-      const s = (await (await fetch(`${gw.url}/v1/spend`, { headers: bearer("k-streamer") })).json()) as { key: { budget: { reserved_nano_usd: string } } };
-      reserved = s.key.budget.reserved_nano_usd;
-      if (reserved !== "0") await new Promise((r) => setTimeout(r, 20));
-    }
-    assert.equal(reserved, "0");
+    assert.equal(await reservedOnceSettled("k-streamer"), "0");
     const line = gw.logs.find((l) => l.msg === "request" && l.keyId === "streamer");
     assert.equal(line?.status, "canceled");
   });
@@ -304,13 +309,7 @@ describe("cost, budgets and limits end to end", () => {
     assert.equal(line?.status, "canceled");
     assert.ok(Number(line?.inputTokens) > 0, "the prompt is billed");
     assert.ok(BigInt(String(line?.costNanoUsd)) > 0n);
-    let reserved = "?";
-    for (let i = 0; i < 100 && reserved !== "0"; i++) {
-      const s = (await (await fetch(`${gw.url}/v1/spend`, { headers: bearer("k-streamer") })).json()) as { key: { budget: { reserved_nano_usd: string } } };
-      reserved = s.key.budget.reserved_nano_usd;
-      if (reserved !== "0") await new Promise((r) => setTimeout(r, 20));
-    }
-    assert.equal(reserved, "0");
+    assert.equal(await reservedOnceSettled("k-streamer"), "0");
   });
 
   it("EstimateCost lists every candidate, cheapest first, with why each is not eligible", async () => {
