@@ -18,7 +18,7 @@ import { createUpstreamHttp, toUpstreamError, type UpstreamResponse } from "./ht
 import { resolveOpenAIProvider, type OpenAIPreset } from "./openai-presets.js";
 import { retryAfterMs } from "./retry-hints.js";
 import { chunkTail, plainTextChunk, type PlainTextChunk } from "./openai-chunk.js";
-import { readSse, readText } from "./sse.js";
+import { readText, SseDecoder } from "./sse.js";
 import type { EventSourceMessage } from "eventsource-parser";
 import { parseJsonOrUndefined } from "./json-upstream.js";
 import type { Cancellation } from "../core/cancel.js";
@@ -666,7 +666,10 @@ export function createOpenAICompatibleAdapter(provider: ProviderConfig): Provide
    */
   class OpenAIChunkStream implements AsyncIterableIterator<StreamChunk> {
     private res: UpstreamResponse | undefined;
-    private events: AsyncIterator<EventSourceMessage[]> | undefined;
+    private body: AsyncIterator<Buffer> | undefined;
+    // The body's reads are decoded here rather than through readSse: one async step less per chunk.
+    private readonly sse = new SseDecoder();
+    private bodyDone = false;
     private readonly queue: StreamChunk[] = [];
     private readonly state: StreamState = { finished: false, done: false, sawToolCall: false };
     private over = false;
@@ -686,24 +689,31 @@ export function createOpenAICompatibleAdapter(provider: ProviderConfig): Provide
           // A bad event is reported after the chunks that came before it in the same read.
           if (this.failure !== undefined) throw this.failure;
           if (this.over) return { value: undefined, done: true };
-          const events = this.events ?? (await this.open());
-          let read: IteratorResult<EventSourceMessage[]>;
-          try {
-            read = await events.next();
-          } catch (err) {
-            // A failure while draining after [DONE] loses nothing: the answer is complete.
-            if (!this.state.done || this.call.signal.aborted) throw tagged(err, this.call.signal);
-            read = { value: undefined, done: true };
-          }
-          // Closed by return() while the read was pending: the consumer has left.
-          if (this.over) return { value: undefined, done: true };
-          if (read.done === true) {
+          if (this.bodyDone) {
             this.close();
             if (!this.state.finished) throw fail("connection", "the stream ended early (no finish reason)", { status: this.res!.status });
             return { value: undefined, done: true };
           }
+          const body = this.body ?? (await this.open());
+          let events: EventSourceMessage[];
+          try {
+            const read = await body.next();
+            if (read.done === true) {
+              this.bodyDone = true;
+              events = this.sse.end();
+            } else {
+              events = this.sse.push(read.value);
+            }
+          } catch (err) {
+            // A failure while draining after [DONE] loses nothing: the answer is complete.
+            if (!this.state.done || this.call.signal.aborted) throw tagged(err, this.call.signal);
+            this.bodyDone = true;
+            events = [];
+          }
+          // Closed by return() while the read was pending: the consumer has left.
+          if (this.over) return { value: undefined, done: true };
           const status = this.res!.status;
-          for (const event of read.value) {
+          for (const event of events) {
             // After [DONE], keep reading to the end of the body so the pooled connection can be reused.
             if (this.state.done) continue;
             try {
@@ -731,7 +741,7 @@ export function createOpenAICompatibleAdapter(provider: ProviderConfig): Provide
     }
 
     /** open sends the request and checks that a stream came back. */
-    private async open(): Promise<AsyncIterator<EventSourceMessage[]>> {
+    private async open(): Promise<AsyncIterator<Buffer>> {
       const res = await send(this.call, true);
       this.res = res;
       const contentType = headerValue(res.headers["content-type"]);
@@ -744,8 +754,8 @@ export function createOpenAICompatibleAdapter(provider: ProviderConfig): Provide
       }
       // Closed by return() while the request was in flight: the next read ends at once.
       if (this.over) res.body.destroy();
-      this.events = readSse(res.body, this.call.signal)[Symbol.asyncIterator]();
-      return this.events;
+      this.body = res.body[Symbol.asyncIterator]();
+      return this.body;
     }
 
     /** close ends the iteration; an unfinished body is destroyed (harmless after its end). */
