@@ -18,6 +18,7 @@ import {
 } from "../router/execute.js";
 import type { ChatRequest, ChatResult, FinishReason, StreamChunk, Usage } from "./chat.js";
 import { withTimeout, type Bounded, type Cancellation } from "./cancel.js";
+import { SteppedIterator } from "./stepped-iterator.js";
 import { GatewayError, type UpstreamError } from "./errors.js";
 import { newId } from "./ids.js";
 import type { Deployment, Runtime } from "./runtime.js";
@@ -230,11 +231,9 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
    * GatewayStream is one streamed request: admission, then the executor's
    * events, mapped for the edge, with the request settled and logged
    * exactly once however it ends (finished, failed, refused or abandoned).
-   * A state machine with an async next() rather than an async generator:
-   * its chunk state runs once per streamed chunk, where each generator
-   * layer measured about 3 µs of CPU.
+   * A SteppedIterator: its chunk state runs once per streamed chunk.
    */
-  class GatewayStream implements StreamEvents {
+  class GatewayStream extends SteppedIterator<GatewayStreamEvent> implements StreamEvents {
     /** new: not begun; open: admitted, events flowing; done: over (release below has run). */
     private phase: "new" | "open" | "done" = "new";
     private release: () => void = () => {};
@@ -245,24 +244,15 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
     private id = "";
     private logged = false;
     private settling: Promise<void> | undefined;
-    private inFlight: Promise<unknown> | undefined;
 
     constructor(
       private readonly request: ChatRequest,
       private readonly ctx: RequestContext,
-    ) {}
-
-    [Symbol.asyncIterator](): this {
-      return this;
+    ) {
+      super();
     }
 
-    next(): Promise<IteratorResult<GatewayStreamEvent, undefined>> {
-      const p = this.step();
-      this.inFlight = p;
-      return p;
-    }
-
-    private async step(): Promise<IteratorResult<GatewayStreamEvent, undefined>> {
+    protected async step(): Promise<IteratorResult<GatewayStreamEvent, undefined>> {
       if (this.phase === "done") return { value: undefined, done: true };
       try {
         if (this.phase === "new") await this.open();
@@ -335,9 +325,8 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
       return cost;
     }
 
-    /** return is the edge leaving early: the execution is abandoned (and billed for what it used). */
-    async return(): Promise<IteratorResult<GatewayStreamEvent, undefined>> {
-      await this.inFlight?.catch(() => undefined);
+    /** leave is the edge leaving early: the execution is abandoned (and billed for what it used). */
+    protected async leave(): Promise<void> {
       if (this.phase === "open") {
         try {
           await this.exec?.return?.(undefined);
@@ -346,7 +335,6 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
         }
       }
       this.phase = "done";
-      return { value: undefined, done: true };
     }
 
     /** finish ends the request once: a request not logged yet was cancelled, and the runtime is released after settlement. */
