@@ -1,7 +1,7 @@
 import type { Caller } from "../auth/keys.js";
 import type { GatewayConfig, LimitsConfig } from "../config/schema.js";
 import { GatewayError } from "../core/errors.js";
-import type { StateStore } from "../state/store.js";
+import type { StateStore, WindowRequest } from "../state/store.js";
 import { teamOf } from "./ledger.js";
 
 /**
@@ -10,8 +10,9 @@ import { teamOf } from "./ledger.js";
  * all replicas). A request takes 1 from each RPM window and its estimated
  * tokens (prompt plus expected output) from each TPM window before it is
  * routed; after the call the TPM windows are reconciled with the tokens the
- * provider reported. A request a limit refuses never reaches a provider,
- * and what it took from the other windows is given back.
+ * provider reported. A scope's windows are taken all or nothing; a request
+ * a limit refuses never reaches a provider, and what it took from the
+ * other scope's windows is given back.
  */
 
 /** WINDOW_MS is the limit window: one minute. */
@@ -45,11 +46,6 @@ export function limitStateKey(scope: Pick<LimitScope, "kind" | "id">, unit: "rpm
   return `ratelimit:${scope.kind}:${scope.id}:${unit}`;
 }
 
-interface Taken {
-  key: string;
-  amount: number;
-}
-
 const noTicket: LimitTicket = { reconcile: async () => {} };
 
 /**
@@ -59,24 +55,28 @@ const noTicket: LimitTicket = { reconcile: async () => {} };
  */
 export async function acquireLimits(store: StateStore, scopes: readonly LimitScope[], tokens: number): Promise<LimitTicket> {
   if (scopes.length === 0) return noTicket;
-  const wanted: Array<Taken & { scope: LimitScope; unit: "rpm" | "tpm"; limit: number }> = [];
+  const groups: Array<Array<WindowRequest & { scope: LimitScope; unit: "rpm" | "tpm" }>> = [];
   for (const scope of scopes) {
+    const group: (typeof groups)[number] = [];
     for (const unit of ["rpm", "tpm"] as const) {
       const limit = scope.limits[unit];
       if (limit === undefined) continue;
       // A prompt larger than a whole minute's tokens may still run when the window is empty (then it is the only one).
       const amount = unit === "rpm" ? 1 : Math.min(Math.max(1, Math.ceil(tokens)), limit);
-      wanted.push({ key: limitStateKey(scope, unit), amount, scope, unit, limit });
+      group.push({ key: limitStateKey(scope, unit), amount, limit, scope, unit });
     }
+    groups.push(group);
   }
-  // All windows at once (one round trip under Redis); a refusal gives back what the others admitted.
-  const results = await Promise.all(wanted.map((w) => store.windowAcquire(w.key, w.amount, w.limit, WINDOW_MS)));
+  // A scope's windows are taken all or nothing, and all scopes at once (one round trip under Redis);
+  // a scope's refusal gives back what the other scopes took.
+  const results = await Promise.all(groups.map((g) => store.windowsAcquire(g, WINDOW_MS)));
   const refused = results.findIndex((r) => !r.allowed);
-  const taken: Taken[] = wanted.filter((_, i) => results[i]!.allowed);
   if (refused >= 0) {
+    const taken = groups.filter((_, i) => results[i]!.allowed).flat();
     await Promise.all(taken.map((t) => store.windowAdjust(t.key, -t.amount, WINDOW_MS)));
-    const w = wanted[refused]!;
-    const r = results[refused]!;
+    const full = results[refused]!.windows.findIndex((w) => !w.allowed);
+    const w = groups[refused]![full]!;
+    const r = results[refused]!.windows[full]!;
     const what = w.unit === "rpm" ? `${w.limit} requests per minute` : `${w.limit} tokens per minute (this request needs about ${w.amount})`;
     const retry = Math.max(1, Math.ceil(r.retryAfterMs / 1000));
     throw new GatewayError("resource_exhausted", `rate limit: ${w.scope.kind} "${w.scope.id}" is limited to ${what}; retry in ${retry}s`, {
@@ -84,7 +84,7 @@ export async function acquireLimits(store: StateStore, scopes: readonly LimitSco
       openaiCode: "rate_limit_exceeded",
     });
   }
-  const tpm = taken.filter((t) => t.key.endsWith(":tpm"));
+  const tpm = groups.flat().filter((t) => t.unit === "tpm");
   let reconciled = false;
   return {
     async reconcile(actualTokens) {

@@ -1,6 +1,6 @@
 import type { BreakerConfig, ProviderConfig, RoutingConfig } from "../config/schema.js";
 import type { ErrorClass } from "../core/errors.js";
-import type { StateStore } from "../state/store.js";
+import type { StateStore, WindowResult } from "../state/store.js";
 
 /**
  * Circuit breakers, one per deployment (provider + model), kept in the
@@ -190,11 +190,16 @@ export async function recordHealthFailure(
 ): Promise<string | undefined> {
   const epoch = current?.epoch ?? 0;
   const w = policy.window_ms;
-  const [failures, requests, consecutive] = await Promise.all([
-    store.windowAcquire(counterKey(deploymentId, epoch, "fail"), 1, MAX_COUNT, w),
-    store.windowAcquire(counterKey(deploymentId, epoch, "req"), 1, MAX_COUNT, w),
-    store.windowAcquire(counterKey(deploymentId, epoch, "consec"), 1, MAX_COUNT, w),
-  ]);
+  // The three counters share a group: one store call (no limit to refuse, so it always counts).
+  const counted = await store.windowsAcquire(
+    [
+      { key: counterKey(deploymentId, epoch, "fail"), amount: 1, limit: MAX_COUNT },
+      { key: counterKey(deploymentId, epoch, "req"), amount: 1, limit: MAX_COUNT },
+      { key: counterKey(deploymentId, epoch, "consec"), amount: 1, limit: MAX_COUNT },
+    ],
+    w,
+  );
+  const [failures, requests, consecutive] = counted.windows as [WindowResult, WindowResult, WindowResult];
   let reason: string | undefined;
   if (consecutive.used >= policy.consecutive_failures) {
     reason = `${consecutive.used} consecutive failures (last: ${detail})`;
@@ -209,10 +214,15 @@ export async function recordHealthFailure(
 export async function recordHealthSuccess(store: StateStore, deploymentId: string, epoch: number, policy: Readonly<BreakerConfig>): Promise<void> {
   const w = policy.window_ms;
   const consecutiveKey = counterKey(deploymentId, epoch, "consec");
-  const [, streak] = await Promise.all([
-    store.windowAcquire(counterKey(deploymentId, epoch, "req"), 1, MAX_COUNT, w),
-    store.windowUsage(consecutiveKey, w),
-  ]);
+  // Counting the request and reading the streak (an amount of 0 counts nothing) is one store call.
+  const counted = await store.windowsAcquire(
+    [
+      { key: counterKey(deploymentId, epoch, "req"), amount: 1, limit: MAX_COUNT },
+      { key: consecutiveKey, amount: 0, limit: MAX_COUNT },
+    ],
+    w,
+  );
+  const streak = counted.windows[1]!.used;
   if (streak > 0) await store.windowAdjust(consecutiveKey, -streak, w);
 }
 

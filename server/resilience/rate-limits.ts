@@ -29,31 +29,41 @@ interface LimitEntry {
   label: string;
 }
 
-const entriesCache = new WeakMap<Deployment, LimitEntry[]>();
+/** DeploymentLimits are a deployment's windows, and the same split by store group (the provider's, the deployment's). */
+interface DeploymentLimits {
+  entries: LimitEntry[];
+  groups: LimitEntry[][];
+}
 
-/** limitEntries lists the windows a deployment's requests count against (cached per deployment). */
-function limitEntries(d: Deployment): LimitEntry[] {
-  let entries = entriesCache.get(d);
-  if (entries !== undefined) return entries;
-  entries = [];
+const limitsCache = new WeakMap<Deployment, DeploymentLimits>();
+
+/** limitsOf lists the windows a deployment's requests count against (cached per deployment). */
+function limitsOf(d: Deployment): DeploymentLimits {
+  let cached = limitsCache.get(d);
+  if (cached !== undefined) return cached;
+  const provider: LimitEntry[] = [];
   const p = d.provider.limits;
-  if (p?.rpm !== undefined) entries.push({ key: `ratelimit:provider:${d.provider.id}:rpm`, limit: p.rpm, tokens: false, label: `provider ${d.provider.id} rpm ${p.rpm}` });
-  if (p?.tpm !== undefined) entries.push({ key: `ratelimit:provider:${d.provider.id}:tpm`, limit: p.tpm, tokens: true, label: `provider ${d.provider.id} tpm ${p.tpm}` });
+  if (p?.rpm !== undefined) provider.push({ key: `ratelimit:provider:${d.provider.id}:rpm`, limit: p.rpm, tokens: false, label: `provider ${d.provider.id} rpm ${p.rpm}` });
+  if (p?.tpm !== undefined) provider.push({ key: `ratelimit:provider:${d.provider.id}:tpm`, limit: p.tpm, tokens: true, label: `provider ${d.provider.id} tpm ${p.tpm}` });
+  const deployment: LimitEntry[] = [];
   const m = d.model.limits;
-  if (m?.rpm !== undefined) entries.push({ key: `ratelimit:deployment:${d.id}:rpm`, limit: m.rpm, tokens: false, label: `${d.id} rpm ${m.rpm}` });
-  if (m?.tpm !== undefined) entries.push({ key: `ratelimit:deployment:${d.id}:tpm`, limit: m.tpm, tokens: true, label: `${d.id} tpm ${m.tpm}` });
-  entriesCache.set(d, entries);
-  return entries;
+  if (m?.rpm !== undefined) deployment.push({ key: `ratelimit:deployment:${d.id}:rpm`, limit: m.rpm, tokens: false, label: `${d.id} rpm ${m.rpm}` });
+  if (m?.tpm !== undefined) deployment.push({ key: `ratelimit:deployment:${d.id}:tpm`, limit: m.tpm, tokens: true, label: `${d.id} tpm ${m.tpm}` });
+  // Each group's keys differ only in their last segment: one store group, taken in one call.
+  const groups = [provider, deployment].filter((g) => g.length > 0);
+  cached = { entries: groups.flat(), groups };
+  limitsCache.set(d, cached);
+  return cached;
 }
 
 /** hasLimits tells whether a deployment has any rpm/tpm limit (no store round trip otherwise). */
 export function hasLimits(d: Deployment): boolean {
-  return limitEntries(d).length > 0;
+  return limitsOf(d).entries.length > 0;
 }
 
 /** limitKeys lists the store keys of a deployment's limit windows (capacity waiters subscribe to them). */
 export function limitKeys(d: Deployment): string[] {
-  return limitEntries(d).map((e) => e.key);
+  return limitsOf(d).entries.map((e) => e.key);
 }
 
 /** reservationTokens is what a request reserves against TPM: its prompt estimate plus its output bound. */
@@ -102,7 +112,7 @@ export type WindowTotals = Map<string, number>;
  * have room.
  */
 export function capacityLikely(totals: WindowTotals, d: Deployment, tokens: number): boolean {
-  for (const e of limitEntries(d)) {
+  for (const e of limitsOf(d).entries) {
     const used = totals.get(e.key);
     if (used === undefined || used + (e.tokens ? tokens : 1) > e.limit / 2) return false;
   }
@@ -111,31 +121,37 @@ export function capacityLikely(totals: WindowTotals, d: Deployment, tokens: numb
 
 /**
  * acquireCapacity admits one request of `tokens` estimated tokens to a
- * deployment, against every limit on its way, in one batch of store calls.
- * If any window refuses, what the others admitted is given back.
+ * deployment, against every limit on its way, in one batch of store calls:
+ * one per group (the provider's windows, the deployment's), each all or
+ * nothing. If one group refuses, what the other admitted is given back.
  */
 export async function acquireCapacity(store: StateStore, wakeup: Wakeup, d: Deployment, tokens: number, totals?: WindowTotals): Promise<CapacityResult> {
-  const entries = limitEntries(d);
+  const { entries, groups } = limitsOf(d);
   if (entries.length === 0) return { ok: true, lease: NO_LEASE };
   for (const e of entries) {
     if (e.tokens && tokens > e.limit) {
       return { ok: false, reason: `needs ~${tokens} tokens, more than ${e.label} allows`, retryAfterMs: 0, never: true };
     }
   }
-  const results = await Promise.all(entries.map((e) => store.windowAcquire(e.key, e.tokens ? tokens : 1, e.limit, LIMIT_WINDOW_MS)));
-  if (totals !== undefined) results.forEach((r, i) => totals.set(entries[i]!.key, r.used));
-  const refused = results.findIndex((r) => !r.allowed);
-  if (refused >= 0) {
+  // The provider's windows and the deployment's are two groups, each taken all or nothing, both in one round trip.
+  const results = await Promise.all(
+    groups.map((g) => store.windowsAcquire(g.map((e) => ({ key: e.key, amount: e.tokens ? tokens : 1, limit: e.limit })), LIMIT_WINDOW_MS)),
+  );
+  if (totals !== undefined) groups.forEach((g, i) => g.forEach((e, j) => totals.set(e.key, results[i]!.windows[j]!.used)));
+  if (results.some((r) => !r.allowed)) {
     const giveBack: Array<Promise<void>> = [];
     let retryAfterMs = 0;
     const labels: string[] = [];
-    results.forEach((r, i) => {
-      const e = entries[i]!;
-      if (r.allowed) giveBack.push(store.windowAdjust(e.key, -(e.tokens ? tokens : 1), LIMIT_WINDOW_MS));
-      else {
-        retryAfterMs = Math.max(retryAfterMs, r.retryAfterMs);
-        labels.push(e.label);
-      }
+    groups.forEach((g, i) => {
+      const r = results[i]!;
+      g.forEach((e, j) => {
+        const w = r.windows[j]!;
+        if (r.allowed) giveBack.push(store.windowAdjust(e.key, -(e.tokens ? tokens : 1), LIMIT_WINDOW_MS));
+        else if (!w.allowed) {
+          retryAfterMs = Math.max(retryAfterMs, w.retryAfterMs);
+          labels.push(e.label);
+        }
+      });
     });
     await Promise.all(giveBack);
     return { ok: false, reason: `rate limit reached: ${labels.join(", ")}`, retryAfterMs: Math.max(1, retryAfterMs), never: false };

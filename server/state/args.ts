@@ -1,3 +1,5 @@
+import type { WindowRequest } from "./store.js";
+
 /**
  * Argument checks shared by both state stores, so memory and Redis reject
  * the same bad calls with the same message. A bad argument here is a
@@ -8,6 +10,32 @@
 /** checkKey throws unless key is a non-empty string. */
 export function checkKey(key: string): void {
   if (typeof key !== "string" || key.length === 0) throw new TypeError("state store: key must be a non-empty string");
+}
+
+/** windowGroup is a window key's group: the key without its last ":" segment (the key itself when it has none). */
+export function windowGroup(key: string): string {
+  const i = key.lastIndexOf(":");
+  return i <= 0 ? key : key.slice(0, i);
+}
+
+/** checkWindowRequests throws unless requests is a non-empty list of valid, distinct windows of one group. */
+export function checkWindowRequests(requests: readonly WindowRequest[], windowMs: number): void {
+  if (!Array.isArray(requests) || requests.length === 0) throw new TypeError("state store: windowsAcquire needs at least one window");
+  let group: string | undefined;
+  for (let i = 0; i < requests.length; i++) {
+    const r = requests[i]!;
+    checkKey(r.key);
+    checkNonNegative("amount", r.amount);
+    checkNonNegative("limit", r.limit);
+    if (i === 0) {
+      group = windowGroup(r.key);
+      continue;
+    }
+    if (windowGroup(r.key) !== group) throw new TypeError(`state store: windowsAcquire keys must share one group ("${group}"), got "${r.key}"`);
+    // A group holds a few windows: a scan beats building a Set on every call.
+    for (let j = 0; j < i; j++) if (requests[j]!.key === r.key) throw new TypeError(`state store: windowsAcquire got "${r.key}" twice`);
+  }
+  checkPositiveMs("windowMs", windowMs);
 }
 
 /** checkNonNegative throws unless value is a finite number >= 0. */

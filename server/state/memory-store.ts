@@ -5,10 +5,11 @@ import {
   checkNonNegative,
   checkNonNegativeBigint,
   checkPositiveMs,
+  checkWindowRequests,
   jsonText,
   LATENCY_TTL_HALF_LIVES,
 } from "./args.js";
-import type { LatencyStats, ReserveResult, StateStore, WindowResult } from "./store.js";
+import type { LatencyStats, ReserveResult, StateStore, WindowResult, WindowsResult } from "./store.js";
 
 /**
  * The in-process state store: exact semantics for one process, and the
@@ -132,6 +133,29 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     log.expiresAt = Math.max(log.expiresAt, at + windowMs);
   }
 
+  // count adds an admitted amount to a window (creating it) and returns the window's total.
+  function count(key: string, log: WindowLog | undefined, t: number, amount: number, windowMs: number): number {
+    if (amount <= 0) return log?.sum ?? 0;
+    const target = log ?? { times: [], amounts: [], head: 0, sum: 0, expiresAt: 0 };
+    if (log === undefined) windows.set(key, target);
+    append(target, t, amount, windowMs);
+    return target.sum;
+  }
+
+  // refusal says when a window without room for amount will have it: once enough of its oldest entries leave.
+  function refusal(log: WindowLog | undefined, used: number, amount: number, limit: number, windowMs: number, t: number): WindowResult {
+    // An amount above the limit can never fit; the caller should reject it
+    // as too large rather than retry, so a full window is the honest answer.
+    if (amount > limit || log === undefined) return { allowed: false, used, retryAfterMs: Math.ceil(windowMs) };
+    const needed = used + amount - limit;
+    let freed = 0;
+    for (let i = log.head; i < log.times.length; i++) {
+      freed += log.amounts[i]!;
+      if (freed >= needed) return { allowed: false, used, retryAfterMs: Math.max(1, Math.ceil(log.times[i]! + windowMs - t)) };
+    }
+    return { allowed: false, used, retryAfterMs: Math.ceil(windowMs) };
+  }
+
   function liveReserve(key: string, t: number): ReserveEntry | undefined {
     const entry = reserves.get(key);
     if (entry === undefined) return undefined;
@@ -213,27 +237,24 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
       const t = now();
       const log = liveWindow(key, t, windowMs);
       const used = log?.sum ?? 0;
-      if (used + amount <= limit) {
-        if (amount > 0) {
-          const target = log ?? { times: [], amounts: [], head: 0, sum: 0, expiresAt: 0 };
-          if (log === undefined) windows.set(key, target);
-          append(target, t, amount, windowMs);
-          return { allowed: true, used: target.sum, retryAfterMs: 0 };
-        }
-        return { allowed: true, used, retryAfterMs: 0 };
-      }
-      // An amount above the limit can never fit; the caller should reject it
-      // as too large rather than retry, so a full window is the honest answer.
-      if (amount > limit || log === undefined) return { allowed: false, used, retryAfterMs: Math.ceil(windowMs) };
-      const needed = used + amount - limit;
-      let freed = 0;
-      for (let i = log.head; i < log.times.length; i++) {
-        freed += log.amounts[i]!;
-        if (freed >= needed) {
-          return { allowed: false, used, retryAfterMs: Math.max(1, Math.ceil(log.times[i]! + windowMs - t)) };
-        }
-      }
-      return { allowed: false, used, retryAfterMs: Math.ceil(windowMs) };
+      if (used + amount > limit) return refusal(log, used, amount, limit, windowMs, t);
+      return { allowed: true, used: count(key, log, t, amount, windowMs), retryAfterMs: 0 };
+    },
+
+    async windowsAcquire(requests, windowMs): Promise<WindowsResult> {
+      checkOpen();
+      checkWindowRequests(requests, windowMs);
+      const t = now();
+      const logs = requests.map((r) => liveWindow(r.key, t, windowMs));
+      let allowed = true;
+      for (let i = 0; i < requests.length; i++) if ((logs[i]?.sum ?? 0) + requests[i]!.amount > requests[i]!.limit) allowed = false;
+      const windows = requests.map((r, i): WindowResult => {
+        const log = logs[i];
+        if (allowed) return { allowed: true, used: count(r.key, log, t, r.amount, windowMs), retryAfterMs: 0 };
+        const used = log?.sum ?? 0;
+        return used + r.amount <= r.limit ? { allowed: true, used, retryAfterMs: 0 } : refusal(log, used, r.amount, r.limit, windowMs, t);
+      });
+      return { allowed, windows };
     },
 
     async windowAdjust(key, delta, windowMs) {

@@ -7,7 +7,9 @@ import { createHash } from "node:crypto";
  * Redis server's TIME inside the script, so replicas with skewed clocks
  * agree on every window and expiry.
  *
- * Layouts (K = `${prefix}:{${logicalKey}}`):
+ * Layouts (K = `${prefix}:{${logicalKey}}`; for a window, whose group is
+ * its logical key without the last ":" segment, K = `${prefix}:{${group}}:${last}`,
+ * so the windows of one group share a slot and windowsAcquire takes them in one call):
  * - sliding window: `K:w` sorted set, member `<seq>:<amount>`, score = time
  *   in whole ms (rounded up, as are reservation expiries); `K:wm` hash {sum, seq, n, e}: the running total
  *   (so an acquire does not sum the whole log), the member sequence, the
@@ -121,17 +123,20 @@ local function member_amount(member)
   return tonumber(string.sub(member, i + 1))
 end
 
--- Opens a window: reads its meta in one call and drops the entries that
--- left it (score <= now - window). Meta written before entries were
--- counted (no n) is counted once.
-local function open_window(z, m, now, window)
+-- Opens a window: reads its meta in one call and, unless keep_old, drops
+-- the entries that left it (score <= now - window). Meta written before
+-- entries were counted (no n) is counted once. The running sum always
+-- equals the amounts of the entries the set holds, so a window opened
+-- with keep_old (an adjustment, which needs no total) stays exact: the
+-- next acquire drops what has left, amounts as adjusted.
+local function open_window(z, m, now, window, keep_old)
   local meta = redis.call('HMGET', m, 'sum', 'seq', 'n', 'e')
   local w = { z = z, m = m, sum = tonumber(meta[1]) or 0, seq = tonumber(meta[2]) or 0, n = tonumber(meta[3]), e = tonumber(meta[4]) or 0, dirty = false, added = false }
   if w.n == nil then
     w.n = redis.call('ZCARD', z)
     w.dirty = meta[1] ~= false or w.n > 0
   end
-  if w.n > 0 then
+  if w.n > 0 and not keep_old then
     -- Scores are whole milliseconds, so this drops exactly the entries with score <= now - window.
     local cutoff = math.floor(now - window)
     local old = redis.call('ZRANGEBYSCORE', z, '-inf', cutoff)
@@ -184,38 +189,58 @@ local function close_window(w, now, window)
     redis.call('HSET', w.m, 'sum', fmt(w.sum), 'seq', fmt(w.seq), 'n', fmt(w.n))
   end
 end
+
+-- How long until a window without room for amount has it: until enough of
+-- its oldest entries leave. An amount above the limit never fits; the
+-- caller should reject it as too large, so a full window is the answer.
+local function retry_after(w, amount, limit, now, window)
+  if amount > limit then return math.ceil(window) end
+  local needed = w.sum + amount - limit
+  local freed = 0
+  local start = 0
+  while true do
+    local batch = redis.call('ZRANGE', w.z, start, start + 127, 'WITHSCORES')
+    if #batch == 0 then break end
+    for i = 1, #batch, 2 do
+      freed = freed + member_amount(batch[i])
+      if freed >= needed then return math.max(1, math.ceil(tonumber(batch[i + 1]) + window - now)) end
+    end
+    start = start + 128
+  end
+  return math.ceil(window)
+end
 `;
 
-// KEYS: window zset, window meta. ARGV: amount, limit, windowMs.
-// Returns {allowed 0|1, used (string), retryAfterMs}.
-const WINDOW_ACQUIRE = `
-local z, m = KEYS[1], KEYS[2]
-local amount, limit, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+// KEYS: zset and meta of each window, in pairs. ARGV: windowMs, then amount
+// and limit of each window. All or nothing: every amount is counted when
+// every window has room. Returns {allowed 0|1, then per window: had room
+// 0|1, used (string), retryAfterMs}.
+const WINDOWS_ACQUIRE = `
+local window = tonumber(ARGV[1])
 local now = now_ms()
-local w = open_window(z, m, now, window)
-if w.sum + amount <= limit then
-  if amount > 0 then window_add(w, now, amount) end
+local ws = {}
+local fits = true
+for i = 1, #KEYS / 2 do
+  local w = open_window(KEYS[2 * i - 1], KEYS[2 * i], now, window)
+  w.amount, w.limit = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  w.room = w.sum + w.amount <= w.limit
+  if not w.room then fits = false end
+  ws[i] = w
+end
+local out = { fits and 1 or 0 }
+for i = 1, #ws do
+  local w = ws[i]
+  if fits and w.amount > 0 then window_add(w, now, w.amount) end
   close_window(w, now, window)
-  return {1, fmt(w.sum), 0}
-end
-close_window(w, now, window)
-local sum = w.sum
-if amount > limit then return {0, fmt(sum), math.ceil(window)} end
-local needed = sum + amount - limit
-local freed = 0
-local start = 0
-while true do
-  local batch = redis.call('ZRANGE', z, start, start + 127, 'WITHSCORES')
-  if #batch == 0 then break end
-  for i = 1, #batch, 2 do
-    freed = freed + member_amount(batch[i])
-    if freed >= needed then
-      return {0, fmt(sum), math.max(1, math.ceil(tonumber(batch[i + 1]) + window - now))}
-    end
+  local at = 3 * i - 1
+  out[at + 1] = fmt(w.sum)
+  if w.room then
+    out[at], out[at + 2] = 1, 0
+  else
+    out[at], out[at + 2] = 0, retry_after(w, w.amount, w.limit, now, window)
   end
-  start = start + 128
 end
-return {0, fmt(sum), math.ceil(window)}
+return out
 `;
 
 // KEYS: window zset, window meta. ARGV: delta, windowMs.
@@ -223,7 +248,8 @@ const WINDOW_ADJUST = `
 local z, m = KEYS[1], KEYS[2]
 local delta, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now = now_ms()
-local w = open_window(z, m, now, window)
+-- An adjustment needs no current total, so it leaves expired entries to the next acquire.
+local w = open_window(z, m, now, window, true)
 if delta > 0 then
   window_add(w, now, delta)
   close_window(w, now, window)
@@ -415,7 +441,7 @@ return {fmt(math.floor(tonumber(s[1]) * decay + 0.5)), s[2], tm}
 
 /** RedisScripts is the set of scripts the Redis store runs. */
 export interface RedisScripts {
-  windowAcquire: LuaScript;
+  windowsAcquire: LuaScript;
   windowAdjust: LuaScript;
   windowUsage: LuaScript;
   reserve: LuaScript;
@@ -438,7 +464,7 @@ function script(name: string, prelude: string, helpers: readonly string[], body:
  */
 export function buildRedisScripts(prelude: string = SERVER_CLOCK_PRELUDE): RedisScripts {
   return {
-    windowAcquire: script("windowAcquire", prelude, [WINDOW_HELPERS], WINDOW_ACQUIRE),
+    windowsAcquire: script("windowsAcquire", prelude, [WINDOW_HELPERS], WINDOWS_ACQUIRE),
     windowAdjust: script("windowAdjust", prelude, [WINDOW_HELPERS], WINDOW_ADJUST),
     windowUsage: script("windowUsage", prelude, [WINDOW_HELPERS], WINDOW_USAGE),
     reserve: script("reserve", prelude, [DECIMAL_HELPERS, RESERVATION_HELPERS], RESERVE),

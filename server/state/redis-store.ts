@@ -8,12 +8,14 @@ import {
   checkNonNegative,
   checkNonNegativeBigint,
   checkPositiveMs,
+  checkWindowRequests,
   jsonText,
   LATENCY_TTL_HALF_LIVES,
+  windowGroup,
 } from "./args.js";
 import { createMemoryStore } from "./memory-store.js";
 import { buildRedisScripts, type LuaScript } from "./redis-scripts.js";
-import type { LatencyStats, ReserveResult, StateStore, WindowResult } from "./store.js";
+import type { LatencyStats, ReserveResult, StateStore, WindowRequest, WindowResult, WindowsResult } from "./store.js";
 
 /**
  * The Redis state store: N replicas on one Redis share every window,
@@ -171,6 +173,13 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
     return `${keyPrefix}:{${logical}}:${suffix}`;
   }
 
+  // A window's tag is its group (windowGroup), so a group's windows share a slot.
+  function windowKeys(logical: string): [string, string] {
+    const group = windowGroup(logical);
+    const base = group === logical ? `${keyPrefix}:{${logical}}` : `${keyPrefix}:{${group}}${logical.slice(group.length)}`;
+    return [`${base}:w`, `${base}:wm`];
+  }
+
   // Commands issued in one turn of the event loop leave in one write: the
   // socket is corked at the first and uncorked in the loop's check phase
   // (setImmediate), after every callback of this turn's I/O and the promise
@@ -231,6 +240,26 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
 
   const ok = (): void => undefined;
 
+  // async, so bad arguments reject rather than throw, as in every other call.
+  async function windowsAcquire(requests: readonly WindowRequest[], windowMs: number): Promise<WindowsResult> {
+    checkWindowRequests(requests, windowMs);
+    const keys: string[] = [];
+    const args: number[] = [windowMs];
+    for (const r of requests) {
+      keys.push(...windowKeys(r.key));
+      args.push(r.amount, r.limit);
+    }
+    return run(
+      () => evalScript(scripts.windowsAcquire, keys, args),
+      (raw) => {
+        const flat = raw as Array<number | string>;
+        const windows: WindowResult[] = requests.map((_, i) => ({ allowed: flat[3 * i + 1] === 1, used: Number(flat[3 * i + 2]), retryAfterMs: flat[3 * i + 3] as number }));
+        return { allowed: flat[0] === 1, windows };
+      },
+      (local) => local.windowsAcquire(requests, windowMs),
+    );
+  }
+
   return {
     backend: "redis",
 
@@ -238,20 +267,12 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
       return mode === "redis" && client.status === "ready";
     },
 
-    async windowAcquire(logical, amount, limit, windowMs): Promise<WindowResult> {
-      checkKey(logical);
-      checkNonNegative("amount", amount);
-      checkNonNegative("limit", limit);
-      checkPositiveMs("windowMs", windowMs);
-      return run(
-        () => evalScript(scripts.windowAcquire, [key(logical, "w"), key(logical, "wm")], [amount, limit, windowMs]),
-        (raw) => {
-          const [allowed, used, retryAfterMs] = raw as [number, string, number];
-          return { allowed: allowed === 1, used: Number(used), retryAfterMs };
-        },
-        (local) => local.windowAcquire(logical, amount, limit, windowMs),
-      );
+    async windowAcquire(key, amount, limit, windowMs): Promise<WindowResult> {
+      // One window is a group of one: the same script, and the same argument checks.
+      return (await windowsAcquire([{ key, amount, limit }], windowMs)).windows[0]!;
     },
+
+    windowsAcquire,
 
     async windowAdjust(logical, delta, windowMs) {
       checkKey(logical);
@@ -259,7 +280,7 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
       checkPositiveMs("windowMs", windowMs);
       if (delta === 0) return;
       return run(
-        () => evalScript(scripts.windowAdjust, [key(logical, "w"), key(logical, "wm")], [delta, windowMs]),
+        () => evalScript(scripts.windowAdjust, windowKeys(logical), [delta, windowMs]),
         ok,
         (local) => local.windowAdjust(logical, delta, windowMs),
       );
@@ -269,7 +290,7 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
       checkKey(logical);
       checkPositiveMs("windowMs", windowMs);
       return run(
-        () => evalScript(scripts.windowUsage, [key(logical, "w"), key(logical, "wm")], [windowMs]),
+        () => evalScript(scripts.windowUsage, windowKeys(logical), [windowMs]),
         (raw) => Number(raw as string),
         (local) => local.windowUsage(logical, windowMs),
       );

@@ -8,7 +8,10 @@
  *
  * Every operation is atomic with respect to every other replica. Keys are
  * logical names ("ratelimit:key:support-bot:rpm"); implementations add
- * their own prefix and hash tags.
+ * their own prefix and hash tags. A window's group is its logical key
+ * without the last ":" segment ("ratelimit:key:support-bot"): windows of
+ * one group can be acquired together (windowsAcquire), and the Redis store
+ * keeps them in one Cluster slot.
  *
  * When Redis is unreachable the Redis store keeps serving from a local
  * memory store (healthy() is false, and the change is logged) and goes
@@ -24,6 +27,25 @@ export interface WindowResult {
   used: number;
   /** retryAfterMs is, when not allowed, how long until enough capacity frees up. */
   retryAfterMs: number;
+}
+
+/** WindowRequest is one window of a windowsAcquire call. */
+export interface WindowRequest {
+  key: string;
+  amount: number;
+  limit: number;
+}
+
+/** WindowsResult is the outcome of a windowsAcquire call. */
+export interface WindowsResult {
+  /** allowed is true when every window had room: then every amount was counted; otherwise none was. */
+  allowed: boolean;
+  /**
+   * windows are the outcomes per window, in call order: `allowed` is
+   * whether that window had room, `used` its total after the call, and
+   * `retryAfterMs`, for a window without room, how long until it has.
+   */
+  windows: WindowResult[];
 }
 
 /** ReserveResult is the outcome of a reservation against a limit. */
@@ -64,6 +86,16 @@ export interface StateStore {
    * RangeError or TypeError in both implementations.
    */
   windowAcquire(key: string, amount: number, limit: number, windowMs: number): Promise<WindowResult>;
+
+  /**
+   * windowsAcquire is windowAcquire over several windows at once, all or
+   * nothing: every amount is counted when every window has room, and none
+   * otherwise, atomically (one Redis call), so a refusal leaves nothing to
+   * give back. The keys must be distinct and share one group (see above);
+   * otherwise, and for the arguments windowAcquire refuses, the call
+   * rejects with a TypeError or RangeError.
+   */
+  windowsAcquire(requests: readonly WindowRequest[], windowMs: number): Promise<WindowsResult>;
 
   /**
    * windowAdjust adds delta (negative to give back) to a window without a

@@ -54,6 +54,60 @@ async function waitFor(what: string, condition: () => boolean, timeoutMs: number
   }
 }
 
+/** PrivateRedis is a redis-server child on a free port, for tests that stop Redis or count its commands. */
+class PrivateRedis {
+  port = 0;
+  child: ChildProcess | undefined;
+
+  /** choosePort picks a free port for the next start(). */
+  async choosePort(): Promise<void> {
+    const server = createServer();
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const address = server.address();
+    server.close();
+    await once(server, "close");
+    assert.ok(address !== null && typeof address === "object");
+    this.port = address.port;
+  }
+
+  async start(): Promise<void> {
+    if (this.port === 0) await this.choosePort();
+    const port = this.port;
+    const proc = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+      stdio: "ignore",
+    });
+    this.child = proc;
+    const probe = new Redis({ port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    probe.on("error", () => undefined);
+    const deadline = Date.now() + 5000;
+    try {
+      for (;;) {
+        try {
+          await probe.connect();
+          await probe.ping();
+          return;
+        } catch (err) {
+          probe.disconnect();
+          if (Date.now() > deadline || proc.exitCode !== null) throw err;
+          await sleep(50);
+        }
+      }
+    } finally {
+      probe.disconnect();
+    }
+  }
+
+  async stop(): Promise<void> {
+    const proc = this.child;
+    this.child = undefined;
+    if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = once(proc, "exit");
+    proc.kill("SIGKILL");
+    await exited;
+  }
+}
+
 let admin: Redis;
 before(async () => {
   admin = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
@@ -87,6 +141,19 @@ describe("redis store: two replicas on one Redis", () => {
     assert.ok(a.healthy() && b.healthy(), "no call fell back to local state");
     assert.equal(await a.windowUsage(key, 60_000), 100);
     assert.equal(await b.windowUsage(key, 60_000), 100);
+  });
+
+  it("200 concurrent two-window acquires across both replicas admit exactly 100, and the refused count nowhere", async () => {
+    const group = freshKey("scope");
+    const requests = [
+      { key: `${group}:rpm`, amount: 1, limit: 1_000 },
+      { key: `${group}:tpm`, amount: 30, limit: 3_000 },
+    ];
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? a : b).windowsAcquire(requests, 60_000)));
+    assert.equal(results.filter((r) => r.allowed).length, 100);
+    assert.ok(a.healthy() && b.healthy(), "no call fell back to local state");
+    assert.equal(await a.windowUsage(`${group}:rpm`, 60_000), 100);
+    assert.equal(await b.windowUsage(`${group}:tpm`, 60_000), 3_000);
   });
 
   it("200 concurrent reservations admit exactly floor(limit / amount)", async () => {
@@ -133,8 +200,34 @@ describe("redis store: two replicas on one Redis", () => {
     await a.reserve(logical, "r", 1n, 10n, 60_000, 60_000);
     await a.setJson(logical, 1, 60_000);
     await a.recordLatency(logical, 5, undefined, 60_000);
-    const keys = (await admin.keys(`${prefix}:*`)).filter((k) => k.includes(logical)).sort();
-    assert.deepEqual(keys, ["j", "l", "r", "w", "wm"].map((s) => `${prefix}:{${logical}}:${s}`));
+    const keys = (await admin.keys(`${prefix}:*`)).filter((k) => k.includes(logical.slice(logical.lastIndexOf(":") + 1))).sort();
+    // A window's tag is its group: the logical key without its last segment.
+    const group = logical.slice(0, logical.lastIndexOf(":"));
+    const windowBase = `${prefix}:{${group}}${logical.slice(group.length)}`;
+    assert.deepEqual(keys, [...["j", "l", "r"].map((s) => `${prefix}:{${logical}}:${s}`), `${windowBase}:w`, `${windowBase}:wm`]);
+  });
+
+  it("keeps the windows of one group in one slot, so they are acquired in one call", async () => {
+    const group = freshKey("group");
+    const requests = [
+      { key: `${group}:rpm`, amount: 1, limit: 10 },
+      { key: `${group}:tpm`, amount: 500, limit: 1000 },
+    ];
+    assert.equal((await a.windowsAcquire(requests, 60_000)).allowed, true);
+    const keys = (await admin.keys(`${prefix}:*`)).filter((k) => k.includes(group)).sort();
+    assert.deepEqual(keys, [`${prefix}:{${group}}:rpm:w`, `${prefix}:{${group}}:rpm:wm`, `${prefix}:{${group}}:tpm:w`, `${prefix}:{${group}}:tpm:wm`]);
+    // The other replica sees both windows, and neither moves when one of them is full.
+    const second = await b.windowsAcquire([requests[0]!, { ...requests[1]!, amount: 600 }], 60_000);
+    assert.deepEqual(second, {
+      allowed: false,
+      windows: [
+        { allowed: true, used: 1, retryAfterMs: 0 },
+        { allowed: false, used: 500, retryAfterMs: second.windows[1]!.retryAfterMs },
+      ],
+    });
+    // Up to 1 ms over the window: an entry is timed at the next whole millisecond.
+    assert.ok(second.windows[1]!.retryAfterMs > 59_000 && second.windows[1]!.retryAfterMs <= 60_001, String(second.windows[1]!.retryAfterMs));
+    assert.equal(await a.windowUsage(`${group}:rpm`, 60_000), 1);
   });
 
   it("re-sends a script with EVAL when Redis has forgotten it (restart, SCRIPT FLUSH)", async () => {
@@ -146,13 +239,12 @@ describe("redis store: two replicas on one Redis", () => {
   });
 });
 
-// The production scripts with now_ms() reading the time from an extra last
-// argument, so the Lua logic can be checked at exact instants.
 describe("redis scripts on a controlled clock", () => {
   const scripts = buildRedisScripts("local __now = tonumber(table.remove(ARGV))\nlocal function now_ms() return __now end\n");
   const k = (logical: string, s: string) => `${prefix}:{${logical}}:${s}`;
+  // One window through windowsAcquire: its reply is {allowed, then that window's had-room, used, retryAfterMs}.
   const acquire = async (logical: string, amount: number, limit: number, windowMs: number, now: number) =>
-    (await admin.eval(scripts.windowAcquire.source, 2, k(logical, "w"), k(logical, "wm"), amount, limit, windowMs, now)) as [number, string, number];
+    ((await admin.eval(scripts.windowsAcquire.source, 2, k(logical, "w"), k(logical, "wm"), windowMs, amount, limit, now)) as [number, number, string, number]).slice(1);
 
   it("an entry counts while now - time < windowMs and leaves exactly at windowMs", async () => {
     const key = freshKey("lua-edge");
@@ -180,6 +272,25 @@ describe("redis scripts on a controlled clock", () => {
     assert.equal(await admin.eval(scripts.windowUsage.source, 2, k(key, "w"), k(key, "wm"), 1000, 7e6 + 1000), "0");
   });
 
+  it("windowAdjust leaves expired entries to the next acquire, and the totals stay exact", async () => {
+    const key = freshKey("lua-adjust-late");
+    const adjust = (delta: number, now: number) => admin.eval(scripts.windowAdjust.source, 2, k(key, "w"), k(key, "wm"), delta, 1000, now);
+    const usage = (now: number) => admin.eval(scripts.windowUsage.source, 2, k(key, "w"), k(key, "wm"), 1000, now);
+    await acquire(key, 5, 10, 1000, 8e6);
+    await acquire(key, 4, 10, 1000, 8e6 + 600);
+    // At +1200 the first entry has left; the adjustment takes from the newest (4 -> 1) without dropping it.
+    await adjust(-3, 8e6 + 1200);
+    assert.equal(await usage(8e6 + 1200), "1");
+    // Giving back more than is live takes the live entry to 0; the expired one leaves as before.
+    await adjust(-7, 8e6 + 1300);
+    assert.equal(await usage(8e6 + 1300), "0");
+    assert.deepEqual(await acquire(key, 10, 10, 1000, 8e6 + 1300), [1, "10", 0]);
+    // A late reconciliation of entries that have all left changes nothing that counts.
+    await adjust(-4, 8e6 + 2400);
+    assert.equal(await usage(8e6 + 2400), "0");
+    assert.deepEqual(await acquire(key, 10, 10, 1000, 8e6 + 2400), [1, "10", 0]);
+  });
+
   it("a reservation lapses exactly at its expiry", async () => {
     const key = freshKey("lua-resv");
     const h = k(key, "r");
@@ -205,54 +316,10 @@ describe("redis scripts on a controlled clock", () => {
 
 // A private redis-server the test can kill and restart.
 describe("redis store: fallback to local state while Redis is down", () => {
-  let child: ChildProcess | undefined;
   let store: StateStore | undefined;
-  let port = 0;
-
-  async function freePort(): Promise<number> {
-    const server = createServer();
-    server.listen(0, "127.0.0.1");
-    await once(server, "listening");
-    const address = server.address();
-    server.close();
-    await once(server, "close");
-    assert.ok(address !== null && typeof address === "object");
-    return address.port;
-  }
-
-  async function startRedis(): Promise<void> {
-    const proc = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
-      stdio: "ignore",
-    });
-    child = proc;
-    const probe = new Redis({ port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-    probe.on("error", () => undefined);
-    const deadline = Date.now() + 5000;
-    try {
-      for (;;) {
-        try {
-          await probe.connect();
-          await probe.ping();
-          return;
-        } catch (err) {
-          probe.disconnect();
-          if (Date.now() > deadline || proc.exitCode !== null) throw err;
-          await sleep(50);
-        }
-      }
-    } finally {
-      probe.disconnect();
-    }
-  }
-
-  async function stopRedis(): Promise<void> {
-    const proc = child;
-    child = undefined;
-    if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
-    const exited = once(proc, "exit");
-    proc.kill("SIGKILL");
-    await exited;
-  }
+  const server = new PrivateRedis();
+  const startRedis = () => server.start();
+  const stopRedis = () => server.stop();
 
   afterEach(async () => {
     await store?.close();
@@ -261,11 +328,11 @@ describe("redis store: fallback to local state while Redis is down", () => {
   });
 
   it("serves from local state while Redis is down, logs once each way, and returns to Redis when it is back", async () => {
-    port = await freePort();
+    await server.choosePort();
     await startRedis();
     const { logger, lines } = captureLogger();
     store = createRedisStore({
-      url: `redis://127.0.0.1:${port}`,
+      url: `redis://127.0.0.1:${server.port}`,
       keyPrefix: prefix,
       logger,
       commandTimeoutMs: 500,
@@ -295,11 +362,11 @@ describe("redis store: fallback to local state while Redis is down", () => {
     assert.equal(lines.filter((l) => l.level === 30 && /reachable again/.test(l.msg)).length, 1, JSON.stringify(lines));
     // Back on the (restarted, empty) Redis: the call lands there, not in local state.
     assert.deepEqual(await s.windowAcquire(key, 1, 2, 60_000), { allowed: true, used: 1, retryAfterMs: 0 });
-    const direct = new Redis({ port, host: "127.0.0.1", lazyConnect: true });
+    const direct = new Redis({ port: server.port, host: "127.0.0.1", lazyConnect: true });
     direct.on("error", () => undefined);
     try {
       await direct.connect();
-      assert.equal(await direct.zcard(`${prefix}:{${key}}:w`), 1);
+      assert.equal(await direct.zcard(`${prefix}:{${key.slice(0, key.lastIndexOf(":"))}}${key.slice(key.lastIndexOf(":"))}:w`), 1);
     } finally {
       direct.disconnect();
     }
@@ -308,20 +375,20 @@ describe("redis store: fallback to local state while Redis is down", () => {
   });
 
   it("a Redis that stops answering (connection open, no replies) fails over within the command timeout and returns", async () => {
-    port = await freePort();
+    await server.choosePort();
     await startRedis();
     const { logger, lines } = captureLogger();
-    store = createRedisStore({ url: `redis://127.0.0.1:${port}`, keyPrefix: prefix, logger, commandTimeoutMs: 300, probeIntervalMs: 100 });
+    store = createRedisStore({ url: `redis://127.0.0.1:${server.port}`, keyPrefix: prefix, logger, commandTimeoutMs: 300, probeIntervalMs: 100 });
     const s = store;
     const key = freshKey("stuck");
     assert.equal((await s.windowAcquire(key, 1, 1, 60_000)).allowed, true);
-    child!.kill("SIGSTOP");
+    server.child!.kill("SIGSTOP");
     try {
       // The call times out on Redis and is answered from (empty) local state.
       assert.deepEqual(await s.windowAcquire(key, 1, 1, 60_000), { allowed: true, used: 1, retryAfterMs: 0 });
       assert.equal(s.healthy(), false);
     } finally {
-      child!.kill("SIGCONT");
+      server.child!.kill("SIGCONT");
     }
     await waitFor("healthy() to return to true", () => s.healthy(), 10_000);
     // Back on Redis, where the first acquire still holds the window.
@@ -331,9 +398,9 @@ describe("redis store: fallback to local state while Redis is down", () => {
   });
 
   it("starts on local state when Redis is unreachable from the start", async () => {
-    port = await freePort();
+    await server.choosePort();
     const { logger, lines } = captureLogger();
-    store = createRedisStore({ url: `redis://127.0.0.1:${port}`, keyPrefix: prefix, logger, connectTimeoutMs: 300, maxReconnectDelayMs: 200 });
+    store = createRedisStore({ url: `redis://127.0.0.1:${server.port}`, keyPrefix: prefix, logger, connectTimeoutMs: 300, maxReconnectDelayMs: 200 });
     assert.deepEqual(await store.windowAcquire("k", 1, 1, 60_000), { allowed: true, used: 1, retryAfterMs: 0 });
     assert.equal((await store.windowAcquire("k", 1, 1, 60_000)).allowed, false);
     assert.equal(store.healthy(), false);

@@ -65,6 +65,54 @@ export function describeStoreBehaviour(name: string, setup: () => Promise<StoreF
         assert.equal(r.retryAfterMs, 5_000);
       });
 
+      it("windowsAcquire counts every window when all have room, and none when one is full", async () => {
+        const group = freshKey("multi");
+        const rpm = `${group}:rpm`;
+        const tpm = `${group}:tpm`;
+        const take = (tokens: number) =>
+          store.windowsAcquire(
+            [
+              { key: rpm, amount: 1, limit: 3 },
+              { key: tpm, amount: tokens, limit: 1000 },
+            ],
+            60_000,
+          );
+        assert.deepEqual(await take(600), { allowed: true, windows: [{ allowed: true, used: 1, retryAfterMs: 0 }, { allowed: true, used: 600, retryAfterMs: 0 }] });
+        // The token window is full for 500 more: neither window moves, and only the full one says when.
+        const refused = await take(500);
+        assert.equal(refused.allowed, false);
+        assert.deepEqual(refused.windows[0], { allowed: true, used: 1, retryAfterMs: 0 });
+        assert.equal(refused.windows[1]!.allowed, false);
+        assert.equal(refused.windows[1]!.used, 600);
+        // Up to 1 ms over the window: Redis times an entry at the next whole millisecond.
+        assert.ok(refused.windows[1]!.retryAfterMs > 55_000 && refused.windows[1]!.retryAfterMs <= 60_001, `retryAfterMs ${refused.windows[1]!.retryAfterMs}`);
+        assert.equal(await store.windowUsage(rpm, 60_000), 1);
+        assert.equal(await store.windowUsage(tpm, 60_000), 600);
+        // Both full: both say so.
+        await take(400);
+        await take(0);
+        const both = await take(1);
+        assert.deepEqual(
+          both.windows.map((w) => [w.allowed, w.used]),
+          [
+            [false, 3],
+            [false, 1000],
+          ],
+        );
+        assert.equal(await store.windowUsage(rpm, 60_000), 3);
+      });
+
+      it("windowsAcquire refuses keys of different groups, a key twice, an empty list and bad amounts", async () => {
+        const group = freshKey("multi-bad");
+        const w = (key: string, amount = 1) => ({ key, amount, limit: 10 });
+        await assert.rejects(store.windowsAcquire([w(`${group}:rpm`), w(`${freshKey("other")}:tpm`)], 1000), TypeError);
+        await assert.rejects(store.windowsAcquire([w(`${group}:rpm`), w(`${group}:rpm`)], 1000), TypeError);
+        await assert.rejects(store.windowsAcquire([], 1000), TypeError);
+        await assert.rejects(store.windowsAcquire([w(`${group}:rpm`, -1)], 1000), RangeError);
+        await assert.rejects(store.windowsAcquire([w(`${group}:rpm`)], 0), RangeError);
+        assert.equal(await store.windowUsage(`${group}:rpm`, 1000), 0);
+      });
+
       it("keeps windows of different keys apart", async () => {
         const a = freshKey("a");
         const b = freshKey("b");
