@@ -8,8 +8,9 @@ import { learnedKey, type LearnedLimits } from "./rate-headers.js";
  * before it calls any: each deployment's breaker and learned rate limits,
  * each provider's availability mark (set after quota_exhausted), and —
  * for `fastest` tiers only — the decayed latency statistics. Every read is
- * issued at once, so with Redis the whole snapshot costs one round trip
- * (ioredis pipelines commands sent together on one connection).
+ * issued at once, so with Redis the whole snapshot costs one round trip at
+ * most, and usually none: the Redis store serves the JSON documents from
+ * its tracked cache (state/read-cache.ts) until Redis says they changed.
  */
 
 /** ProviderMark says a provider is left out of routing until `until` (epoch ms). */

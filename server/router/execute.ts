@@ -638,7 +638,9 @@ class Run {
       const now = Date.now();
       const snapshot = parseRateLimitHeaders(headers, now);
       const learned = snapshot === undefined ? undefined : learnedFromSnapshot(snapshot, now);
-      if (learned !== undefined) this.background(storeLearned(this.store, a.c.d.id, learned, now));
+      // Tracked, not background: the answer ends after the write, so a request other replicas get after it sees what was learned
+      // (their cached copy is invalidated as Redis applies the write). Rare: only when capacity runs low.
+      if (learned !== undefined) this.track(storeLearned(this.store, a.c.d.id, learned, now));
     } catch (err) {
       // Headers are advisory: a malformed one must never fail the call.
       this.onStateError(err);

@@ -14,6 +14,7 @@ import {
   windowGroup,
 } from "./args.js";
 import { createMemoryStore } from "./memory-store.js";
+import { createReadCache } from "./read-cache.js";
 import { buildRedisScripts, type LuaScript } from "./redis-scripts.js";
 import type { LatencyStats, ReserveResult, StateStore, WindowRequest, WindowResult, WindowsResult } from "./store.js";
 
@@ -81,8 +82,13 @@ function describeUrl(url: string): string {
   }
 }
 
+/** RedisStateStore is the Redis store, which also says whether its JSON reads are being cached (read-cache.ts). */
+export interface RedisStateStore extends StateStore {
+  readCacheActive(): boolean;
+}
+
 /** createRedisStore returns a StateStore on Redis, falling back to local state while Redis is unreachable. */
-export function createRedisStore(options: RedisStoreOptions): StateStore {
+export function createRedisStore(options: RedisStoreOptions): RedisStateStore {
   const { keyPrefix, logger } = options;
   const where = describeUrl(options.url);
   const commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
@@ -101,6 +107,8 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
     lazyConnect: false,
   });
 
+  const reads = createReadCache({ main: client, url: options.url, connectTimeoutMs, maxReconnectDelayMs, logger, where });
+
   let mode: "redis" | "local" = "redis";
   let fallback: StateStore | undefined;
   let probeTimer: NodeJS.Timeout | undefined;
@@ -110,6 +118,7 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
   function degrade(err: unknown): void {
     if (mode === "local" || closed) return;
     mode = "local";
+    reads.clear();
     fallback = createMemoryStore();
     logger.warn(
       { redis: where, err: errorMessage(err) },
@@ -267,6 +276,8 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
       return mode === "redis" && client.status === "ready";
     },
 
+    readCacheActive: () => mode === "redis" && reads.active(),
+
     async windowAcquire(key, amount, limit, windowMs): Promise<WindowResult> {
       // One window is a group of one: the same script, and the same argument checks.
       return (await windowsAcquire([{ key, amount, limit }], windowMs)).windows[0]!;
@@ -342,9 +353,19 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
       checkKey(logical);
       return run(
         () => {
+          const k = key(logical, "j");
+          const cached = reads.lookup(k);
+          if (cached !== undefined) return Promise.resolve(cached);
           batch();
-          return client.get(key(logical, "j"));
+          const ticket = reads.begin();
+          const text = client.get(k);
+          if (ticket === undefined) return text;
+          return Promise.all([text, client.pttl(k)]).then(([t, pttl]) => {
+            reads.complete(ticket, k, t, pttl);
+            return t;
+          });
         },
+        // Parsed on every call, so callers never share (and mutate) one cached object.
         (raw) => (raw === null ? undefined : (JSON.parse(raw as string) as T)),
         (local) => local.getJson<T>(logical),
       );
@@ -356,8 +377,10 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
       const text = jsonText("value", value);
       return run(
         () => {
+          const k = key(logical, "j");
+          reads.forget(k);
           batch();
-          return client.set(key(logical, "j"), text, "PX", Math.ceil(ttlMs));
+          return client.set(k, text, "PX", Math.ceil(ttlMs));
         },
         ok,
         (local) => local.setJson(logical, value, ttlMs),
@@ -370,8 +393,11 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
       const nextText = jsonText("next", next);
       const expectedText = expected === undefined ? "" : jsonText("expected", expected);
       return run(
-        () =>
-          evalScript(scripts.casJson, [key(logical, "j")], [expected === undefined ? "0" : "1", expectedText, nextText, ttlMs]),
+        () => {
+          const k = key(logical, "j");
+          reads.forget(k);
+          return evalScript(scripts.casJson, [k], [expected === undefined ? "0" : "1", expectedText, nextText, ttlMs]);
+        },
         (raw) => raw === 1,
         (local) => local.casJson(logical, expected, next, ttlMs),
       );
@@ -410,6 +436,7 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
     async close() {
       if (closed) return;
       closed = true;
+      reads.close();
       if (probeTimer !== undefined) clearInterval(probeTimer);
       const local = fallback;
       fallback = undefined;

@@ -8,7 +8,7 @@ import { after, afterEach, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import pino, { type Logger } from "pino";
 import { buildRedisScripts } from "../../server/state/redis-scripts.js";
-import { createRedisStore, type RedisStoreOptions } from "../../server/state/redis-store.js";
+import { createRedisStore, type RedisStateStore, type RedisStoreOptions } from "../../server/state/redis-store.js";
 import type { StateStore } from "../../server/state/store.js";
 import { describeStoreBehaviour, freshKey } from "./store-behaviour.js";
 
@@ -33,7 +33,7 @@ function captureLogger(): CapturedLog {
 const silent = pino({ level: "silent" });
 
 // A generous command timeout keeps a loaded test machine from tripping the fallback mid-assertion.
-function openStore(extra: Partial<RedisStoreOptions> = {}): StateStore {
+function openStore(extra: Partial<RedisStoreOptions> = {}): RedisStateStore {
   return createRedisStore({ url: REDIS_URL, keyPrefix: prefix, logger: silent, commandTimeoutMs: 2000, ...extra });
 }
 
@@ -239,6 +239,95 @@ describe("redis store: two replicas on one Redis", () => {
   });
 });
 
+describe("redis store: cached JSON reads (client tracking)", () => {
+  // A private server, so its command counts are this suite's alone.
+  const server = new PrivateRedis();
+  let direct: Redis;
+  let a: RedisStateStore;
+  let b: RedisStateStore;
+  const gets = async () => Number(/cmdstat_get:calls=(\d+)/.exec((await direct.info("commandstats")) as string)?.[1] ?? 0);
+  before(async () => {
+    await server.start();
+    direct = new Redis({ port: server.port, host: "127.0.0.1" });
+    const url = `redis://127.0.0.1:${server.port}`;
+    a = createRedisStore({ url, keyPrefix: prefix, logger: silent, commandTimeoutMs: 2000 });
+    b = createRedisStore({ url, keyPrefix: prefix, logger: silent, commandTimeoutMs: 2000 });
+    await waitFor("read caching on both replicas", () => a.readCacheActive() && b.readCacheActive(), 5000);
+  });
+  after(async () => {
+    await Promise.all([a.close(), b.close()]);
+    direct.disconnect();
+    await server.stop();
+  });
+
+  async function eventually(read: () => Promise<unknown>, expected: unknown): Promise<void> {
+    const deadline = Date.now() + 2000;
+    let value = await read();
+    while (JSON.stringify(value) !== JSON.stringify(expected) && Date.now() < deadline) {
+      await sleep(5);
+      value = await read();
+    }
+    assert.deepEqual(value, expected);
+  }
+
+  it("answers repeated reads without asking Redis, and sees the other replica's write", async () => {
+    const key = freshKey("cached");
+    const before = await gets();
+    for (let i = 0; i < 20; i++) assert.equal(await a.getJson(key), undefined);
+    assert.equal((await gets()) - before, 1, "one GET for 20 reads");
+    await b.setJson(key, { state: "open" }, 60_000);
+    await eventually(() => a.getJson(key), { state: "open" });
+    // Cached again after the change.
+    const after = await gets();
+    for (let i = 0; i < 20; i++) assert.deepEqual(await a.getJson(key), { state: "open" });
+    assert.equal((await gets()) - after, 0);
+  });
+
+  it("reads its own writes at once, and returns a fresh object on every read", async () => {
+    const key = freshKey("own");
+    assert.equal(await a.getJson(key), undefined);
+    await a.setJson(key, { n: 1 }, 60_000);
+    const first = await a.getJson<{ n: number }>(key);
+    assert.deepEqual(first, { n: 1 });
+    first!.n = 99;
+    assert.deepEqual(await a.getJson(key), { n: 1 });
+    assert.equal(await a.casJson(key, { n: 1 }, { n: 2 }, 60_000), true);
+    assert.deepEqual(await a.getJson(key), { n: 2 });
+  });
+
+  it("a cached value still lapses with the key's TTL", async () => {
+    const key = freshKey("ttl");
+    await b.setJson(key, "soon gone", 300);
+    assert.equal(await a.getJson(key), "soon gone");
+    const before = await gets();
+    assert.equal(await a.getJson(key), "soon gone");
+    assert.equal((await gets()) - before, 0, "served from the cache");
+    await sleep(400);
+    assert.equal(await a.getJson(key), undefined);
+  });
+
+  it("losing the invalidation connection empties the cache until tracking is back", async () => {
+    const key = freshKey("redirect-lost");
+    assert.equal(await a.getJson(key), undefined);
+    const clients = (await direct.client("LIST")) as string;
+    const subs = clients
+      .split("\n")
+      .filter((l) => l.includes("name=llmgw-invalidations"))
+      .map((l) => /id=(\d+)/.exec(l)![1]!);
+    assert.equal(subs.length, 2);
+    for (const id of subs) await direct.client("KILL", "ID", id);
+    // Invalidations sent meanwhile are lost, so nothing may be served from the cache.
+    await b.setJson(key, "written while a was blind", 60_000);
+    assert.equal(await a.getJson(key), "written while a was blind");
+    await waitFor("tracking to come back on both replicas", () => a.readCacheActive() && b.readCacheActive(), 5000);
+    assert.equal(await a.getJson(key), "written while a was blind");
+    await b.setJson(key, "after", 60_000);
+    await eventually(() => a.getJson(key), "after");
+  });
+});
+
+// The production scripts with now_ms() reading the time from an extra last
+// argument, so the Lua logic can be checked at exact instants.
 describe("redis scripts on a controlled clock", () => {
   const scripts = buildRedisScripts("local __now = tonumber(table.remove(ARGV))\nlocal function now_ms() return __now end\n");
   const k = (logical: string, s: string) => `${prefix}:{${logical}}:${s}`;
