@@ -727,16 +727,12 @@ export function createOpenAICompatibleAdapter(provider: ProviderConfig): Provide
         }
       } catch (err) {
         this.close();
-        this.queue.length = 0;
-        this.failure = undefined;
         throw err;
       }
     }
 
     return(): Promise<IteratorResult<StreamChunk, undefined>> {
       this.close();
-      this.queue.length = 0;
-      this.failure = undefined;
       return Promise.resolve({ value: undefined, done: true });
     }
 
@@ -758,8 +754,10 @@ export function createOpenAICompatibleAdapter(provider: ProviderConfig): Provide
       return this.body;
     }
 
-    /** close ends the iteration; an unfinished body is destroyed (harmless after its end). */
+    /** close ends the iteration, dropping what was queued; an unfinished body is destroyed (harmless after its end). */
     private close(): void {
+      this.queue.length = 0;
+      this.failure = undefined;
       if (this.over) return;
       this.over = true;
       this.res?.body.destroy();
