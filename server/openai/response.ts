@@ -1,6 +1,7 @@
 import type { AssistantOutput, ChatEvent, FinishReason, ToolCall, Usage } from "../core/chat.js";
 import type { CostBreakdown } from "../pricing/cost.js";
 import { nanoToUsdString } from "../pricing/cost.js";
+import { jsonNumber, jsonString } from "../core/json-text.js";
 import type { AttemptRecord, RouteTraceRecord } from "../core/trace.js";
 
 /**
@@ -29,12 +30,8 @@ export function finishReasonToOpenAI(reason: FinishReason): string {
 }
 
 // Strings from outside (ids, model names, messages) go through JSON.stringify, which escapes them.
-const str = JSON.stringify;
-
-// A number as JSON.stringify writes it (null when not finite).
-function num(n: number): string {
-  return Number.isFinite(n) ? `${n}` : "null";
-}
+const str = jsonString;
+const num = jsonNumber;
 
 /**
  * usageJson renders usage the way OpenAI does (cached and reasoning as
@@ -92,7 +89,7 @@ export function completionToOpenAI(args: {
   const { output } = args;
   const content = output.text === "" && output.toolCalls.length > 0 ? "null" : str(output.text);
   let message = `{"role":"assistant","content":${content},"refusal":${output.refusal === "" ? "null" : str(output.refusal)}`;
-  if (output.toolCalls.length > 0) message += `,"tool_calls":${str(toolCallsToOpenAI(output.toolCalls))}`;
+  if (output.toolCalls.length > 0) message += `,"tool_calls":${JSON.stringify(toolCallsToOpenAI(output.toolCalls))}`;
   if (output.reasoning !== "") message += `,"reasoning_content":${str(output.reasoning)}`;
   return (
     `{"id":${str(`chatcmpl-${args.id}`)},"object":"chat.completion","created":${num(args.created)},"model":${str(args.model)},` +

@@ -1,3 +1,5 @@
+import { jsonNumber, jsonString } from "../core/json-text.js";
+
 /**
  * The one log line every request writes, built as JSON text field by field
  * in a fixed order (fields that are unset are left out, as pino leaves out
@@ -32,10 +34,10 @@ export interface RequestLine {
 }
 
 // Strings from outside (a caller's model name, an error message) go through JSON.stringify, which escapes them.
-const str = JSON.stringify;
+const str = jsonString;
 
 function num(name: string, v: number | undefined): string {
-  return v === undefined ? "" : Number.isFinite(v) ? `,"${name}":${v}` : `,"${name}":null`;
+  return v === undefined ? "" : `,"${name}":${jsonNumber(v)}`;
 }
 
 function text(name: string, v: string | undefined): string {
