@@ -106,14 +106,18 @@ export function spread(values: readonly number[]): Spread {
   };
 }
 
-/** paired returns a[i] - b[i] (or a[i] / b[i] with ratio) for rounds where both measured. */
+/**
+ * paired returns a[i] - b[i] (or a[i] / b[i] with ratio) for rounds where
+ * both measured; a ratio over a zero (a throughput of 0 at the bound) has
+ * no value, so that round is left out rather than counted as Infinity.
+ */
 export function paired(a: readonly number[], b: readonly number[], op: "diff" | "ratio" = "diff"): number[] {
   const out: number[] = [];
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) {
     const x = a[i]!;
     const y = b[i]!;
-    if (Number.isNaN(x) || Number.isNaN(y)) continue;
+    if (Number.isNaN(x) || Number.isNaN(y) || (op === "ratio" && y === 0)) continue;
     out.push(op === "diff" ? x - y : x / y);
   }
   return out;

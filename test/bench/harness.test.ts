@@ -53,6 +53,8 @@ describe("bench statistics", () => {
     assert.deepEqual([sp.rounds, sp.min, sp.median, sp.max], [3, 1, 2, 3]);
     assert.deepEqual(paired([5, 6, Number.NaN], [1, 2, 3]), [4, 4]);
     assert.deepEqual(paired([4, 9], [2, 3], "ratio"), [2, 3]);
+    // A ratio over a round that measured 0 (no level met the bound) has no value.
+    assert.deepEqual(paired([4, 0, 5], [2, 0, 0], "ratio"), [2]);
   });
 
   test("cells and goals render medians, ranges and met / not met", () => {
