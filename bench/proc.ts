@@ -162,3 +162,13 @@ export function pinProcess(pid: number, cpus: string): boolean {
     return false;
   }
 }
+
+/** affinityOf returns a process's CPU list as taskset prints it ("0,1"), or undefined when it cannot be read. */
+export function affinityOf(pid: number): string | undefined {
+  try {
+    const out = execFileSync("taskset", ["-p", "-c", String(pid)], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    return /:\s*(\S+)\s*$/.exec(out)?.[1];
+  } catch {
+    return undefined;
+  }
+}

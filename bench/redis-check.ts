@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
 
 /**
@@ -55,4 +56,20 @@ export async function deleteKeysContaining(url: string, text: string): Promise<n
     for (let i = 0; i < keys.length; i += 500) await r.del(...keys.slice(i, i + 500));
     return keys.length;
   });
+}
+
+/**
+ * localRedisPid returns the pid of the Redis server at url when it runs on
+ * this machine (INFO's process_id names a redis-server in /proc), so the
+ * benchmark can pin it; undefined otherwise (a container, another host).
+ */
+export async function localRedisPid(url: string): Promise<number | undefined> {
+  try {
+    const info = await withRedis(url, (r) => r.info("server"));
+    const pid = Number(/^process_id:(\d+)/m.exec(info)?.[1]);
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    return readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("redis") ? pid : undefined;
+  } catch {
+    return undefined;
+  }
 }

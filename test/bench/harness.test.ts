@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
 import { after, before, describe, test } from "node:test";
 import { analyzeProfile, type CpuProfile } from "../../bench/cpuprofile.js";
 import { createPool, holdStreams, runLoad, streamSender, unarySender } from "../../bench/load.js";
-import { cpuMicros, processTree, rssBytes } from "../../bench/proc.js";
+import { affinityOf, cpuMicros, pinProcess, processTree, rssBytes } from "../../bench/proc.js";
+import { localRedisPid } from "../../bench/redis-check.js";
 import { startProxy, type Proxy } from "../../bench/proxy.js";
 import { formatCell, goalAtMost } from "../../bench/report.js";
 import { freePort } from "../../bench/servers.js";
@@ -156,6 +159,32 @@ describe("bench /proc readers", { skip: process.platform !== "linux" }, () => {
     assert.ok(rssBytes([process.pid]) > 1024 * 1024);
     assert.equal(processTree(process.pid)[0], process.pid);
     assert.ok(Number.isNaN(cpuMicros([2 ** 30])));
+  });
+
+  test("pin a process and give its CPU list back", { skip: spawnSync("taskset", ["-p", String(process.pid)]).status !== 0 }, async () => {
+    const child = spawn("sleep", ["30"], { stdio: "ignore" });
+    try {
+      const before = affinityOf(child.pid!);
+      assert.match(before ?? "", /^[\d,-]+$/);
+      assert.equal(pinProcess(child.pid!, "0"), true);
+      assert.equal(affinityOf(child.pid!), "0");
+      assert.equal(pinProcess(child.pid!, before!), true);
+      assert.equal(affinityOf(child.pid!), before);
+      assert.equal(affinityOf(2 ** 30), undefined);
+    } finally {
+      child.kill();
+      await once(child, "exit");
+    }
+  });
+
+  test("find the pid of the suite's Redis (127.0.0.1:6379) when it runs on this machine", async () => {
+    const listed = spawnSync("pgrep", ["-x", "redis-server"], { encoding: "utf8" }).stdout.split("\n").filter((l) => l !== "").map(Number);
+    const pid = await localRedisPid("redis://127.0.0.1:6379");
+    // No redis-server in our /proc (another pid namespace, another host): nothing to pin.
+    if (listed.length === 0) assert.equal(pid, undefined);
+    else if (listed.length === 1) assert.equal(pid, listed[0]);
+    else assert.ok(pid !== undefined && listed.includes(pid), `${pid} among ${listed.join(", ")}`);
+    assert.equal(await localRedisPid("redis://127.0.0.1:1"), undefined);
   });
 });
 
