@@ -12,6 +12,7 @@ import { createProgress } from "./progress.js";
 import { countKeysContaining, deleteKeysContaining, localRedisPid, redisReachable } from "./redis-check.js";
 import { renderReport, type Section } from "./report.js";
 import type { BenchContext, GatewayLaunch } from "./sections/common.js";
+import { compareSection, parseHeader, type OtherGateway } from "./sections/compare.js";
 import { instructionsSection } from "./sections/instructions.js";
 import { memorySection } from "./sections/memory.js";
 import { profileSections } from "./sections/profile.js";
@@ -39,11 +40,15 @@ import { restSpec, TARGET_LABELS, type Target, type TargetId } from "./targets.j
  */
 
 /** SECTION_IDS are the sections in the order a run visits them. */
-export const SECTION_IDS = ["memory", "latency", "streaming", "chunk-cpu", "cpu", "throughput", "protocols", "workers", "profile", "instructions"] as const;
+export const SECTION_IDS = ["memory", "latency", "streaming", "chunk-cpu", "cpu", "throughput", "protocols", "workers", "profile", "instructions", "compare"] as const;
 type SectionId = (typeof SECTION_IDS)[number];
 
-/** ON_REQUEST are sections a run includes only when --only names them (instructions runs the targets under valgrind for minutes). */
-const ON_REQUEST: readonly SectionId[] = ["instructions"];
+/**
+ * ON_REQUEST are sections a run includes only when asked: instructions
+ * (named in --only; it runs the targets under valgrind for minutes) and
+ * compare (whenever --other-cmd names another gateway).
+ */
+const ON_REQUEST: readonly SectionId[] = ["instructions", "compare"];
 
 const REDIS_URL = "redis://127.0.0.1:6379/15";
 
@@ -52,6 +57,10 @@ const { values: flags } = parseArgs({
     quick: { type: "boolean", default: false },
     only: { type: "string" },
     out: { type: "string" },
+    "other-cmd": { type: "string" },
+    "other-name": { type: "string", default: "other gateway" },
+    "other-header": { type: "string", multiple: true, default: [] },
+    "other-model-prefix": { type: "string", default: "" },
     help: { type: "boolean", default: false },
   },
   strict: true,
@@ -60,7 +69,12 @@ const { values: flags } = parseArgs({
 if (flags.help) {
   process.stdout.write(
     `usage: npm run bench -- [--quick] [--only ${SECTION_IDS.join(",")}] [--out DIR]\n` +
-      "  --quick  short rounds (a smoke run under a minute)\n  --only   comma-separated sections to run (instructions runs only when named)\n  --out    results directory (default bench/results)\n",
+      "  --quick  short rounds (a smoke run under a minute)\n  --only   comma-separated sections to run (instructions runs only when named)\n  --out    results directory (default bench/results)\n" +
+      "  --other-cmd CMD           also run the compare section against another gateway: a shell command line\n" +
+      "                            that starts it ({port}: where it must listen, {upstream}: the upstream's origin)\n" +
+      "  --other-name NAME         its column's label\n" +
+      '  --other-header "K: V"     a header on every request to it (repeatable; {upstream} is substituted)\n' +
+      "  --other-model-prefix P    put P before the upstream model name for it\n",
   );
   process.exit(0);
 }
@@ -74,6 +88,21 @@ if (flags.only !== undefined) {
     process.exit(2);
   }
   selected = SECTION_IDS.filter((s) => wanted.includes(s));
+}
+let other: OtherGateway | undefined;
+try {
+  other =
+    flags["other-cmd"] === undefined
+      ? undefined
+      : { name: flags["other-name"], command: flags["other-cmd"], headers: Object.fromEntries(flags["other-header"].map(parseHeader)), modelPrefix: flags["other-model-prefix"] };
+} catch (err) {
+  process.stderr.write(`bench: ${(err as Error).message}\n`);
+  process.exit(2);
+}
+if (other !== undefined && !selected.includes("compare")) selected.push("compare");
+if (other === undefined && selected.includes("compare")) {
+  process.stderr.write("bench: the compare section needs --other-cmd (see --help)\n");
+  process.exit(2);
 }
 
 const plan = makePlan(flags.quick);
@@ -287,6 +316,9 @@ async function main(): Promise<void> {
           break;
         case "instructions":
           sections.push(await instructionsSection(ctx));
+          break;
+        case "compare":
+          sections.push(await compareSection(ctx, other!));
           break;
       }
     } catch (err) {

@@ -8,6 +8,7 @@ import { affinityOf, cpuMicros, pinProcess, processTree, rssBytes } from "../../
 import { localRedisPid } from "../../bench/redis-check.js";
 import { startProxy, type Proxy } from "../../bench/proxy.js";
 import { formatCell, goalAtMost } from "../../bench/report.js";
+import { fill, parseHeader } from "../../bench/sections/compare.js";
 import { freePort } from "../../bench/servers.js";
 import { paired, percentile, Samples, spread, summarize } from "../../bench/stats.js";
 import { restSpec } from "../../bench/targets.js";
@@ -222,5 +223,19 @@ describe("bench profile reduction", () => {
     assert.deepEqual(s.inclusive.map((h) => [h.functionName, h.us, h.location]), [["handle", 60, "server/a.js:5"]]);
     const windowed = analyzeProfile(profile, { repoRoot: root, fromUs: 10, toUs: 30 });
     assert.equal(windowed.busyUs, 50);
+  });
+});
+
+describe("bench compare options", () => {
+  test("headers parse as name: value, and bad ones are refused by name", () => {
+    assert.deepEqual(parseHeader("X-Portkey-Provider: openai"), ["x-portkey-provider", "openai"]);
+    assert.deepEqual(parseHeader("x-custom-host:http://h:1/v1"), ["x-custom-host", "http://h:1/v1"]);
+    assert.throws(() => parseHeader("no colon"), /--other-header "no colon": expected "name: value"/);
+    assert.throws(() => parseHeader(": value"), /expected "name: value"/);
+    assert.throws(() => parseHeader("bad name: v"), /expected "name: value"/);
+  });
+
+  test("{port} and {upstream} are filled in everywhere they appear", () => {
+    assert.equal(fill("serve --port={port} --to {upstream}/v1 --again {port}", 8080, "http://127.0.0.1:9"), "serve --port=8080 --to http://127.0.0.1:9/v1 --again 8080");
   });
 });
