@@ -5,7 +5,7 @@ import { UNARY_SCENARIO } from "../plan.js";
 import type { Cell, Section } from "../report.js";
 import { freePort } from "../servers.js";
 import { paired, percentile, spread } from "../stats.js";
-import { PROMPT, measure, restSpec, type Target } from "../targets.js";
+import { PROMPT, measure, restSpec } from "../targets.js";
 import { ErrorLog, rate, type BenchContext } from "./common.js";
 
 /**
@@ -53,9 +53,13 @@ interface Running {
 async function startOther(ctx: BenchContext, other: OtherGateway): Promise<Running> {
   const port = await freePort();
   const command = fill(other.command, port, ctx.upstream.origin);
-  const pinned = ctx.pinning.enabled ? ["taskset", "-c", ctx.pinning.servers] : [];
+  const argv = [...(ctx.pinning.enabled ? ["taskset", "-c", ctx.pinning.servers] : []), "sh", "-c", command];
   // Its own process group, so stopping it also stops whatever the command line started.
-  const child = spawn(pinned[0] ?? "sh", [...pinned.slice(1), ...(pinned.length > 0 ? ["sh"] : []), "-c", command], { detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  // Outside the bench's process group, so an interrupted run must stop it on the way out.
+  const onExit = () => stopOther({ child, origin: "", output: () => "" });
+  process.once("exit", onExit);
+  child.once("exit", () => process.off("exit", onExit));
   let output = "";
   const keep = (b: Buffer) => {
     if (output.length < 8192) output += b.toString("utf8");
@@ -120,7 +124,7 @@ export async function compareSection(ctx: BenchContext, other: OtherGateway): Pr
     gateway: streamSender(gateway.pool, restSpec(gateway, scenario, true)),
     other: streamSender(pool, otherSpec(true)),
   };
-  const pidOf = (who: Who): number => (who === "other" ? running.child.pid! : (who === "proxy" ? proxy : (gateway as Target)).server.pid);
+  const pids: Record<Who, number> = { proxy: proxy.server.pid, gateway: gateway.server.pid, other: running.child.pid! };
   const p50: Record<Who, number[]> = { proxy: [], gateway: [], other: [] };
   const p99: Record<Who, number[]> = { proxy: [], gateway: [], other: [] };
   const cpu: Record<Who, number[]> = { proxy: [], gateway: [], other: [] };
@@ -148,7 +152,7 @@ export async function compareSection(ctx: BenchContext, other: OtherGateway): Pr
         p50[who].push(percentile(sorted, 50) / 1000);
         p99[who].push(percentile(sorted, 99) / 1000);
         ctx.progress.step(`compare · round ${r}/${rounds} · ${label} · c=${concurrency}`);
-        const m = await measure(pidOf(who), { concurrency, durationMs, send: unary[who], onProgress: (n, ms) => ctx.progress.detail(rate(n, ms)) });
+        const m = await measure(pids[who], { concurrency, durationMs, send: unary[who], onProgress: (n, ms) => ctx.progress.detail(rate(n, ms)) });
         errors.add(`${label} c=${concurrency}`, m.result.errors, m.result.requests, m.result.firstError);
         cpu[who].push(m.result.requests === 0 ? Number.NaN : m.cpuUs / m.result.requests);
         if (!streamed) continue;
