@@ -9,7 +9,7 @@ import {
   jsonText,
   LATENCY_TTL_HALF_LIVES,
 } from "./args.js";
-import type { LatencyStats, ReserveResult, StateStore, WindowResult, WindowsResult } from "./store.js";
+import type { LatencyStats, ReserveResult, StateStore, WindowRequest, WindowResult, WindowsResult } from "./store.js";
 
 /**
  * The in-process state store: exact semantics for one process, and the
@@ -221,6 +221,23 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     if (closed) throw new Error("state store: used after close()");
   }
 
+  // async, so bad arguments reject rather than throw, as in every other call.
+  async function windowsAcquire(requests: readonly WindowRequest[], windowMs: number): Promise<WindowsResult> {
+    checkOpen();
+    checkWindowRequests(requests, windowMs);
+    const t = now();
+    const logs = requests.map((r) => liveWindow(r.key, t, windowMs));
+    let allowed = true;
+    for (let i = 0; i < requests.length; i++) if ((logs[i]?.sum ?? 0) + requests[i]!.amount > requests[i]!.limit) allowed = false;
+    const windows = requests.map((r, i): WindowResult => {
+      const log = logs[i];
+      if (allowed) return { allowed: true, used: count(r.key, log, t, r.amount, windowMs), retryAfterMs: 0 };
+      const used = log?.sum ?? 0;
+      return used + r.amount <= r.limit ? { allowed: true, used, retryAfterMs: 0 } : refusal(log, used, r.amount, r.limit, windowMs, t);
+    });
+    return { allowed, windows };
+  }
+
   return {
     backend: "memory",
 
@@ -229,33 +246,11 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     },
 
     async windowAcquire(key, amount, limit, windowMs): Promise<WindowResult> {
-      checkOpen();
-      checkKey(key);
-      checkNonNegative("amount", amount);
-      checkNonNegative("limit", limit);
-      checkPositiveMs("windowMs", windowMs);
-      const t = now();
-      const log = liveWindow(key, t, windowMs);
-      const used = log?.sum ?? 0;
-      if (used + amount > limit) return refusal(log, used, amount, limit, windowMs, t);
-      return { allowed: true, used: count(key, log, t, amount, windowMs), retryAfterMs: 0 };
+      // One window is a group of one, as in the Redis store: the same code and argument checks.
+      return (await windowsAcquire([{ key, amount, limit }], windowMs)).windows[0]!;
     },
 
-    async windowsAcquire(requests, windowMs): Promise<WindowsResult> {
-      checkOpen();
-      checkWindowRequests(requests, windowMs);
-      const t = now();
-      const logs = requests.map((r) => liveWindow(r.key, t, windowMs));
-      let allowed = true;
-      for (let i = 0; i < requests.length; i++) if ((logs[i]?.sum ?? 0) + requests[i]!.amount > requests[i]!.limit) allowed = false;
-      const windows = requests.map((r, i): WindowResult => {
-        const log = logs[i];
-        if (allowed) return { allowed: true, used: count(r.key, log, t, r.amount, windowMs), retryAfterMs: 0 };
-        const used = log?.sum ?? 0;
-        return used + r.amount <= r.limit ? { allowed: true, used, retryAfterMs: 0 } : refusal(log, used, r.amount, r.limit, windowMs, t);
-      });
-      return { allowed, windows };
-    },
+    windowsAcquire,
 
     async windowAdjust(key, delta, windowMs) {
       checkOpen();
