@@ -56,6 +56,8 @@ const noTicket: LimitTicket = { reconcile: async () => {} };
 export async function acquireLimits(store: StateStore, scopes: readonly LimitScope[], tokens: number): Promise<LimitTicket> {
   if (scopes.length === 0) return noTicket;
   const groups: Array<Array<WindowRequest & { scope: LimitScope; unit: "rpm" | "tpm" }>> = [];
+  // The TPM windows, reconciled with the actual tokens once the request ends.
+  const tpm: Array<(typeof groups)[number][number]> = [];
   for (const scope of scopes) {
     const group: (typeof groups)[number] = [];
     for (const unit of ["rpm", "tpm"] as const) {
@@ -63,7 +65,9 @@ export async function acquireLimits(store: StateStore, scopes: readonly LimitSco
       if (limit === undefined) continue;
       // A prompt larger than a whole minute's tokens may still run when the window is empty (then it is the only one).
       const amount = unit === "rpm" ? 1 : Math.min(Math.max(1, Math.ceil(tokens)), limit);
-      group.push({ key: limitStateKey(scope, unit), amount, limit, scope, unit });
+      const w = { key: limitStateKey(scope, unit), amount, limit, scope, unit };
+      group.push(w);
+      if (unit === "tpm") tpm.push(w);
     }
     groups.push(group);
   }
@@ -84,7 +88,6 @@ export async function acquireLimits(store: StateStore, scopes: readonly LimitSco
       openaiCode: "rate_limit_exceeded",
     });
   }
-  const tpm = groups.flat().filter((t) => t.unit === "tpm");
   let reconciled = false;
   return {
     async reconcile(actualTokens) {
