@@ -88,9 +88,14 @@ export function comparisonCells(ctx: BenchContext, values: PerTarget, kind: "dif
     if (ctx.unavailable[id] !== undefined) return { text: "not measured" };
     const v = values[id];
     if (v === undefined || floor.length === 0) return { text: "—" };
-    return kind === "diff" ? { value: spread(paired(v, floor, "diff")), unit, signed: true } : { value: spread(paired(v, floor, "ratio")), unit: "×" };
+    return versusFloor(v, floor, kind, unit);
   };
   return { gatewayVsFloor: cell("gateway"), redisVsFloor: cell("gatewayRedis") };
+}
+
+/** versusFloor is the per-round difference (signed, in unit) or ratio (×) of values against the floor's. */
+export function versusFloor(values: readonly number[], floor: readonly number[], kind: "diff" | "ratio", unit: Unit): Cell {
+  return kind === "diff" ? { value: spread(paired(values, floor, "diff")), unit, signed: true } : { value: spread(paired(values, floor, "ratio")), unit: "×" };
 }
 
 /** rate formats a live request rate for the progress line. */

@@ -4,9 +4,9 @@ import { createPool, runLoad, streamSender, unarySender, type Send } from "../lo
 import { UNARY_SCENARIO } from "../plan.js";
 import type { Cell, Section } from "../report.js";
 import { freePort } from "../servers.js";
-import { paired, percentile, spread } from "../stats.js";
+import { percentile, spread } from "../stats.js";
 import { PROMPT, measure, restSpec } from "../targets.js";
-import { ErrorLog, rate, type BenchContext } from "./common.js";
+import { ErrorLog, rate, versusFloor, type BenchContext } from "./common.js";
 
 /**
  * Another gateway side by side with ours, on the same upstream, the same
@@ -57,7 +57,7 @@ async function startOther(ctx: BenchContext, other: OtherGateway): Promise<Runni
   // Its own process group, so stopping it also stops whatever the command line started.
   const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ["ignore", "pipe", "pipe"] });
   // Outside the bench's process group, so an interrupted run must stop it on the way out.
-  const onExit = () => stopOther({ child, origin: "", output: () => "" });
+  const onExit = () => stopOther(child);
   process.once("exit", onExit);
   child.once("exit", () => process.off("exit", onExit));
   let output = "";
@@ -80,16 +80,16 @@ async function startOther(ctx: BenchContext, other: OtherGateway): Promise<Runni
     );
     if (up) return { child, origin, output: () => output };
     if (Date.now() > deadline) {
-      stopOther({ child, origin, output: () => output });
+      stopOther(child);
       throw new Error(`${other.name} did not answer on port ${port} within 30 s: ${output.slice(-500)}`);
     }
     await new Promise((r) => setTimeout(r, 200));
   }
 }
 
-function stopOther(r: Running): void {
+function stopOther(child: ChildProcess): void {
   try {
-    process.kill(-r.child.pid!, "SIGKILL");
+    process.kill(-child.pid!, "SIGKILL");
   } catch {
     // Already gone.
   }
@@ -164,16 +164,11 @@ export async function compareSection(ctx: BenchContext, other: OtherGateway): Pr
     }
   } finally {
     await pool.close().catch(() => {});
-    stopOther(running);
+    stopOther(running.child);
     await once(running.child, "exit").catch(() => {});
   }
   const row = (figure: string, values: Record<Who, number[]>, unit: "ms" | "µs", kind: "diff" | "ratio"): { figure: string; cells: Record<string, Cell> } => {
-    const vs = (who: Who): Cell =>
-      values[who].length === 0
-        ? { text: "not measured" }
-        : kind === "diff"
-          ? { value: spread(paired(values[who], values.proxy, "diff")), unit, signed: true }
-          : { value: spread(paired(values[who], values.proxy, "ratio")), unit: "×" };
+    const vs = (who: Who): Cell => (values[who].length === 0 ? { text: "not measured" } : versusFloor(values[who], values.proxy, kind, unit));
     const cell = (who: Who): Cell => (values[who].length === 0 ? { text: "not measured" } : { value: spread(values[who]), unit });
     return { figure, cells: { proxy: cell("proxy"), gateway: cell("gateway"), other: cell("other"), gatewayVsFloor: vs("gateway"), otherVsFloor: vs("other") } };
   };
