@@ -210,6 +210,24 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
     );
   }
 
+  /**
+   * settleAndLog settles a request and writes its request line and metrics
+   * once the answer is on its way (afterAnswer), so neither delays it. A
+   * failure to log is reported, never allowed to skip the settlement or
+   * the runtime's release that waits on it.
+   */
+  function settleAndLog(settle: () => Promise<void>, log: () => void): Promise<void> {
+    return afterAnswer(() => {
+      const settling = settle();
+      try {
+        log();
+      } catch (err) {
+        logger.error({ err }, "could not write a request's log line or metrics");
+      }
+      return settling;
+    });
+  }
+
   const onStateError = (err: unknown) => logger.warn({ err }, "state store bookkeeping failed (routing continues)");
 
   /**
@@ -308,8 +326,7 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
     private settle(o: StreamOutcome): CostBreakdown {
       const held = this.admitted!;
       const cost = priceAttempts(o.usage, o.deployment, o.extraUsage, this.request);
-      this.settling = afterAnswer(() => held.settle(cost.total, o.usage));
-      logRequest(this.ctx, this.request, {
+      const fields = {
         status: o.error === undefined ? "ok" : o.error.errorClass === "cancelled" ? "canceled" : `upstream_${o.error.errorClass}`,
         deployment: o.deployment,
         trace: o.trace,
@@ -320,7 +337,11 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
         error: o.error?.message,
         stream: true,
         degraded: held.degraded,
-      });
+      };
+      this.settling = settleAndLog(
+        () => held.settle(cost.total, o.usage),
+        () => logRequest(this.ctx, this.request, fields),
+      );
       this.logged = true;
       return cost;
     }
@@ -380,8 +401,10 @@ export function createGateway(initial: Runtime, logger: Logger, metrics?: Gatewa
         const { result, deployment, trace, extraUsage } = await executeComplete(plan, admitted.request, signal, execOptions(ctx, request, rt, prefetch));
         const cost = priceAttempts(result.usage, deployment, extraUsage, request);
         const held = admitted;
-        settled = afterAnswer(() => held.settle(cost.total, result.usage));
-        logRequest(ctx, request, { status: "ok", deployment, trace, usage: result.usage, cost, stream: false, degraded });
+        settled = settleAndLog(
+          () => held.settle(cost.total, result.usage),
+          () => logRequest(ctx, request, { status: "ok", deployment, trace, usage: result.usage, cost, stream: false, degraded }),
+        );
         const out: CompleteOutcome = { id: newId(), result, deployment, trace, cost };
         if (degraded !== undefined) out.degraded = degraded;
         if (admitted.budgetRemainingNano !== undefined) out.budgetRemainingNano = remainingAfter(admitted, cost.total);

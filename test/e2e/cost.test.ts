@@ -305,11 +305,12 @@ describe("cost, budgets and limits end to end", () => {
     const first = await events.next();
     assert.equal(first.value?.type, "start");
     await events.return();
+    // The request line is written with the settlement.
+    assert.equal(await reservedOnceSettled("k-streamer"), "0");
     const line = gw.logs.find((l) => l.msg === "request" && l.requestId === requestId);
     assert.equal(line?.status, "canceled");
     assert.ok(Number(line?.inputTokens) > 0, "the prompt is billed");
     assert.ok(BigInt(String(line?.costNanoUsd)) > 0n);
-    assert.equal(await reservedOnceSettled("k-streamer"), "0");
   });
 
   it("EstimateCost lists every candidate, cheapest first, with why each is not eligible", async () => {
