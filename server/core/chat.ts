@@ -4,6 +4,8 @@
  * translate out of it, and nothing here knows about either side's wire format.
  */
 
+import type { JsonLiteral } from "./json-text.js";
+
 /** JsonValue is any value JSON can hold. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [k: string]: JsonValue };
 /** JsonObject is a JSON object, such as a JSON Schema. */
@@ -163,6 +165,13 @@ export interface AssistantOutput {
   toolCalls: ToolCall[];
   reasoning: string;
   refusal: string;
+  /**
+   * textJson is the text as a JSON literal, as an OpenAI-format provider
+   * sent it, so the REST shim can write it without escaping it again. It
+   * counts only while textJson.of === text: code that changes the text
+   * need not clear it.
+   */
+  textJson?: JsonLiteral;
 }
 
 /** ChatResult is a whole answer from one upstream call. */

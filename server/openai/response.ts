@@ -87,7 +87,8 @@ export function completionToOpenAI(args: {
   gateway: string;
 }): string {
   const { output } = args;
-  const content = output.text === "" && output.toolCalls.length > 0 ? "null" : str(output.text);
+  const content =
+    output.text === "" && output.toolCalls.length > 0 ? "null" : output.textJson?.of === output.text ? output.textJson.literal : str(output.text);
   let message = `{"role":"assistant","content":${content},"refusal":${output.refusal === "" ? "null" : str(output.refusal)}`;
   if (output.toolCalls.length > 0) message += `,"tool_calls":${JSON.stringify(toolCallsToOpenAI(output.toolCalls))}`;
   if (output.reasoning !== "") message += `,"reasoning_content":${str(output.reasoning)}`;

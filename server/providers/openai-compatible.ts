@@ -1,4 +1,5 @@
 import type {
+  AssistantOutput,
   ChatEvent,
   ChatMessage,
   ChatRequest,
@@ -10,6 +11,7 @@ import type {
   Usage,
 } from "../core/chat.js";
 import { emptyUsage } from "../core/chat.js";
+import { stringLiteralOf } from "../core/json-text.js";
 import { UpstreamError, type ErrorClass, type UpstreamErrorOptions } from "../core/errors.js";
 import type { ProviderConfig } from "../config/schema.js";
 import type { AdapterCall, ProviderAdapter } from "./adapter.js";
@@ -546,7 +548,8 @@ export function createOpenAICompatibleAdapter(provider: ProviderConfig): Provide
     return res;
   }
 
-  function parseCompletion(json: WireBody): ChatResult {
+  /** parseCompletion reads an answer; body is its JSON text, where the text's literal is looked up for the REST shim. */
+  function parseCompletion(json: WireBody, body: string): ChatResult {
     const choices = json.choices;
     const choice = Array.isArray(choices) ? (choices[0] as WireChoice | undefined) : undefined;
     if (choice === undefined || choice === null || typeof choice !== "object") {
@@ -569,8 +572,13 @@ export function createOpenAICompatibleAdapter(provider: ProviderConfig): Provide
     let finishReason = normalizeOpenAIFinishReason(choice.finish_reason);
     // Some servers (older Ollama) end a tool call with "stop".
     if (finishReason === "stop" && toolCalls.length > 0) finishReason = "tool_calls";
+    const output: AssistantOutput = { text, toolCalls, reasoning, refusal: typeof message.refusal === "string" ? message.refusal : "" };
+    if (typeof message.content === "string" && text.length > 0) {
+      const literal = stringLiteralOf(body, "content", text);
+      if (literal !== undefined) output.textJson = { of: text, literal };
+    }
     return {
-      output: { text, toolCalls, reasoning, refusal: typeof message.refusal === "string" ? message.refusal : "" },
+      output,
       finishReason,
       usage: normalizeOpenAIUsage(json.usage) ?? emptyUsage(),
       upstreamId: typeof json.id === "string" ? json.id : undefined,
@@ -784,7 +792,7 @@ export function createOpenAICompatibleAdapter(provider: ProviderConfig): Provide
       if (json === null || typeof json !== "object") throw fail("malformed_response", "the provider's answer is not a JSON object", { status: res.status });
       // A few servers answer 200 with an error body.
       if (json.error !== undefined && json.error !== null && json.choices === undefined) throw eventError(json, res.status);
-      return parseCompletion(json);
+      return parseCompletion(json, text);
     },
 
     stream: (call) => new OpenAIChunkStream(call),

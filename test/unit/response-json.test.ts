@@ -83,6 +83,20 @@ describe("REST response JSON text", () => {
     assert.equal(tools.choices[0].finish_reason, "tool_calls");
   });
 
+  it("completionToOpenAI writes the provider's literal of the text, and only while it is the text's", () => {
+    const gw = gatewayJson("p2", "m/2", { total: 1n } as never, trace);
+    const render = (output: Parameters<typeof completionToOpenAI>[0]["output"]) =>
+      completionToOpenAI({ id: "x3", created: 1, model: "m", output, finishReason: "stop", usage, gateway: gw });
+    // The source escaped "/" and "é": the literal is written as it came, and still decodes to the text.
+    const text = "a/b é";
+    const kept = render({ text, toolCalls: [], reasoning: "", refusal: "", textJson: { of: text, literal: '"a\\/b \\u00e9"' } });
+    assert.ok(kept.includes('"content":"a\\/b \\u00e9"'), kept);
+    assert.equal(JSON.parse(kept).choices[0].message.content, text);
+    // Text changed after parsing (a literal of another text): the text is escaped afresh.
+    const changed = render({ text: "a/b [redacted]", toolCalls: [], reasoning: "", refusal: "", textJson: { of: text, literal: '"a\\/b \\u00e9"' } });
+    assert.equal(JSON.parse(changed).choices[0].message.content, "a/b [redacted]");
+  });
+
   it("the stream's usage chunk carries the same usage and x_gateway", () => {
     const gw = gatewayJson("p2", "m/2", { total: 5n } as never, trace);
     const chunk = JSON.parse(new ChunkEncoder("s1", 1, "m/2").usage(usage, gw));
