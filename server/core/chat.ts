@@ -4,8 +4,6 @@
  * translate out of it, and nothing here knows about either side's wire format.
  */
 
-import type { JsonLiteral } from "./json-text.js";
-
 /** JsonValue is any value JSON can hold. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [k: string]: JsonValue };
 /** JsonObject is a JSON object, such as a JSON Schema. */
@@ -166,12 +164,13 @@ export interface AssistantOutput {
   reasoning: string;
   refusal: string;
   /**
-   * textJson is the text as a JSON literal, as an OpenAI-format provider
-   * sent it, so the REST shim can write it without escaping it again. It
-   * counts only while textJson.of === text: code that changes the text
-   * need not clear it.
+   * openaiSource is the OpenAI-format answer (its JSON text) the text was
+   * read from, as the message's "content", so the REST shim can write the
+   * text with the provider's own JSON literal rather than escape it again.
+   * It counts only while openaiSource.text === text: code that changes the
+   * text need not clear it.
    */
-  textJson?: JsonLiteral;
+  openaiSource?: { text: string; body: string };
 }
 
 /** ChatResult is a whole answer from one upstream call. */

@@ -12,14 +12,6 @@ export function jsonNumber(n: number): string {
   return Number.isFinite(n) ? `${n}` : "null";
 }
 
-/** JsonLiteral is a string together with a JSON string literal that encodes it. */
-export interface JsonLiteral {
-  /** of is the string. */
-  of: string;
-  /** literal is `of` as a JSON string literal, quotes included (escaped as its source escaped it). */
-  literal: string;
-}
-
 const QUOTE = 34;
 const BACKSLASH = 92;
 

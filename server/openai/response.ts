@@ -1,7 +1,7 @@
 import type { AssistantOutput, ChatEvent, FinishReason, ToolCall, Usage } from "../core/chat.js";
 import type { CostBreakdown } from "../pricing/cost.js";
 import { nanoToUsdString } from "../pricing/cost.js";
-import { jsonNumber, jsonString } from "../core/json-text.js";
+import { jsonNumber, jsonString, stringLiteralOf } from "../core/json-text.js";
 import type { AttemptRecord, RouteTraceRecord } from "../core/trace.js";
 
 /**
@@ -75,6 +75,12 @@ function toolCallsToOpenAI(calls: ToolCall[]): unknown[] {
   return calls.map((c) => ({ id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } }));
 }
 
+/** textLiteral is the text as a JSON literal: the provider's own, when it sent the text in OpenAI's format and it is unchanged. */
+function textLiteral(output: AssistantOutput): string {
+  const source = output.openaiSource;
+  return (source?.text === output.text ? stringLiteralOf(source.body, "content", output.text) : undefined) ?? str(output.text);
+}
+
 /** completionToOpenAI renders a whole answer as a chat.completion object. */
 export function completionToOpenAI(args: {
   id: string;
@@ -87,8 +93,7 @@ export function completionToOpenAI(args: {
   gateway: string;
 }): string {
   const { output } = args;
-  const content =
-    output.text === "" && output.toolCalls.length > 0 ? "null" : output.textJson?.of === output.text ? output.textJson.literal : str(output.text);
+  const content = output.text === "" && output.toolCalls.length > 0 ? "null" : textLiteral(output);
   let message = `{"role":"assistant","content":${content},"refusal":${output.refusal === "" ? "null" : str(output.refusal)}`;
   if (output.toolCalls.length > 0) message += `,"tool_calls":${JSON.stringify(toolCallsToOpenAI(output.toolCalls))}`;
   if (output.reasoning !== "") message += `,"reasoning_content":${str(output.reasoning)}`;

@@ -11,7 +11,6 @@ import type {
   Usage,
 } from "../core/chat.js";
 import { emptyUsage } from "../core/chat.js";
-import { stringLiteralOf } from "../core/json-text.js";
 import { UpstreamError, type ErrorClass, type UpstreamErrorOptions } from "../core/errors.js";
 import type { ProviderConfig } from "../config/schema.js";
 import type { AdapterCall, ProviderAdapter } from "./adapter.js";
@@ -548,7 +547,7 @@ export function createOpenAICompatibleAdapter(provider: ProviderConfig): Provide
     return res;
   }
 
-  /** parseCompletion reads an answer; body is its JSON text, where the text's literal is looked up for the REST shim. */
+  /** parseCompletion reads an answer; body is its JSON text, kept for the REST shim (AssistantOutput.openaiSource). */
   function parseCompletion(json: WireBody, body: string): ChatResult {
     const choices = json.choices;
     const choice = Array.isArray(choices) ? (choices[0] as WireChoice | undefined) : undefined;
@@ -573,10 +572,8 @@ export function createOpenAICompatibleAdapter(provider: ProviderConfig): Provide
     // Some servers (older Ollama) end a tool call with "stop".
     if (finishReason === "stop" && toolCalls.length > 0) finishReason = "tool_calls";
     const output: AssistantOutput = { text, toolCalls, reasoning, refusal: typeof message.refusal === "string" ? message.refusal : "" };
-    if (typeof message.content === "string" && text.length > 0) {
-      const literal = stringLiteralOf(body, "content", text);
-      if (literal !== undefined) output.textJson = { of: text, literal };
-    }
+    // Only the REST shim looks the text's literal up in the body (an RPC caller never needs it).
+    if (typeof message.content === "string" && text.length > 0) output.openaiSource = { text, body };
     return {
       output,
       finishReason,

@@ -89,11 +89,12 @@ describe("REST response JSON text", () => {
       completionToOpenAI({ id: "x3", created: 1, model: "m", output, finishReason: "stop", usage, gateway: gw });
     // The source escaped "/" and "é": the literal is written as it came, and still decodes to the text.
     const text = "a/b é";
-    const kept = render({ text, toolCalls: [], reasoning: "", refusal: "", textJson: { of: text, literal: '"a\\/b \\u00e9"' } });
+    const body = '{"message":{"content":"a\\/b \\u00e9"}}';
+    const kept = render({ text, toolCalls: [], reasoning: "", refusal: "", openaiSource: { text, body } });
     assert.ok(kept.includes('"content":"a\\/b \\u00e9"'), kept);
     assert.equal(JSON.parse(kept).choices[0].message.content, text);
     // Text changed after parsing (a literal of another text): the text is escaped afresh.
-    const changed = render({ text: "a/b [redacted]", toolCalls: [], reasoning: "", refusal: "", textJson: { of: text, literal: '"a\\/b \\u00e9"' } });
+    const changed = render({ text: "a/b [redacted]", toolCalls: [], reasoning: "", refusal: "", openaiSource: { text, body } });
     assert.equal(JSON.parse(changed).choices[0].message.content, "a/b [redacted]");
   });
 
