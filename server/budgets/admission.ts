@@ -6,8 +6,7 @@ import { newId } from "../core/ids.js";
 import type { Deployment, Runtime } from "../core/runtime.js";
 import { nanoToUsdString } from "../pricing/cost.js";
 import { EXACT_WINDOW_MARGIN, measurePrompt, notePromptTokens, promptTokensFor, type PromptMeasure } from "../pricing/estimate.js";
-import { tokenizerFamily } from "../pricing/families.js";
-import { candidateIds, candidateTokens, encodingsFor, worstCaseOf } from "../router/estimate.js";
+import { candidateIds, candidateTokens, encodingsFor, familyOf, worstCaseOf } from "../router/estimate.js";
 import { resolveRoute, type RoutePlan } from "../router/resolve.js";
 import { createMemoryStore } from "../state/memory-store.js";
 import type { StateStore } from "../state/store.js";
@@ -97,6 +96,31 @@ function tokensOf(usage: Usage | undefined): number {
   return usage === undefined ? 0 : usage.inputTokens + usage.outputTokens;
 }
 
+const candidatesOf = new WeakMap<Runtime, Map<string, readonly Deployment[]>>();
+
+/**
+ * candidateDeployments lists the configured deployments a model id or route
+ * may use (none for an unknown id: the router reports it, naming the ids
+ * this caller may use). A runtime never changes, so the list is built once
+ * per id.
+ */
+function candidateDeployments(rt: Runtime, model: string): readonly Deployment[] {
+  let byModel = candidatesOf.get(rt);
+  if (byModel === undefined) {
+    byModel = new Map();
+    candidatesOf.set(rt, byModel);
+  }
+  let list = byModel.get(model);
+  if (list === undefined) {
+    if (!rt.routes.has(model) && !rt.deployments.has(model)) return [];
+    list = candidateIds(rt, model)
+      .map((id) => rt.deployments.get(id))
+      .filter((d): d is Deployment => d !== undefined);
+    byModel.set(model, list);
+  }
+  return list;
+}
+
 /**
  * measureForRouting measures the prompt for the hot path and records the
  * router's figure: the fast approximation, or the exact o200k count when a
@@ -104,16 +128,16 @@ function tokensOf(usage: Usage | undefined): number {
  */
 export function measureForRouting(rt: Runtime, request: ChatRequest): PromptMeasure {
   let measure = measurePrompt(request);
-  // An unknown id is the router's to report (it names the ids this caller may use).
-  const known = rt.routes.has(request.model) || rt.deployments.has(request.model);
-  const deployments = (known ? candidateIds(rt, request.model) : [])
-    .map((id) => rt.deployments.get(id))
-    .filter((d): d is Deployment => d !== undefined);
+  const deployments = candidateDeployments(rt, request.model);
   const output = request.sampling.maxOutputTokens ?? 0;
-  const close = deployments.some((d) => {
-    const input = promptTokensFor(measure, tokenizerFamily(d.provider.type, d.upstreamModel), d.upstreamModel);
-    return input * (1 + EXACT_WINDOW_MARGIN) + Math.min(output, d.model.max_output_tokens) >= d.model.context_window;
-  });
+  let close = false;
+  for (const d of deployments) {
+    const input = promptTokensFor(measure, familyOf(d), d.upstreamModel);
+    if (input * (1 + EXACT_WINDOW_MARGIN) + Math.min(output, d.model.max_output_tokens) >= d.model.context_window) {
+      close = true;
+      break;
+    }
+  }
   if (close) {
     measure = measurePrompt(request, { exact: encodingsFor(deployments) });
     notePromptTokens(request, promptTokensFor(measure, "o200k"));
@@ -131,8 +155,17 @@ export function measureForRouting(rt: Runtime, request: ChatRequest): PromptMeas
  * expensive worst cases.
  */
 function maxCostOf(plan: RoutePlan, measure: PromptMeasure, request: ChatRequest): bigint {
-  const costs = plan.candidates.map((d) => worstCaseOf(d, candidateTokens(d, measure, request), request)).sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
   const concurrent = 1 + (plan.hedge?.max ?? 0);
+  if (concurrent === 1) {
+    // Without hedging only one attempt runs at a time: the single most expensive worst case.
+    let max = 0n;
+    for (const d of plan.candidates) {
+      const c = worstCaseOf(d, candidateTokens(d, measure, request), request);
+      if (c > max) max = c;
+    }
+    return max;
+  }
+  const costs = plan.candidates.map((d) => worstCaseOf(d, candidateTokens(d, measure, request), request)).sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
   return costs.slice(0, concurrent).reduce((sum, c) => sum + c, 0n);
 }
 
@@ -247,22 +280,28 @@ export function createAdmissionControl(options: AdmissionOptions = {}): Admissio
         return { plan, request, reservedNano: 0n, settle: settleNothing };
       }
       const store = storeOf(rt);
-      const [limited, reserved] = await Promise.allSettled([
-        acquireLimits(store, limits, tpmTokensOf(plan, measure, request)),
-        budgets.length === 0 ? undefined : reserveBudget(rt, store, budgets, request, caller, plan, measure),
-      ]);
-      if (limited.status === "rejected") {
+      // Both are issued before either is awaited (with Redis, one round trip).
+      const limiting = acquireLimits(store, limits, tpmTokensOf(plan, measure, request));
+      const reserving = budgets.length === 0 ? undefined : reserveBudget(rt, store, budgets, request, caller, plan, measure);
+      // A refusal by the limits is answered before the reservation is looked at: it must not go unhandled meanwhile.
+      reserving?.catch(() => undefined);
+      let ticket: LimitTicket;
+      try {
+        ticket = await limiting;
+      } catch (err) {
         // The limit's refusal is the answer; a reservation made beside it is released.
-        if (reserved.status === "fulfilled") await reserved.value?.release(0n);
-        throw limited.reason;
+        const made = await reserving?.catch(() => undefined);
+        await made?.release(0n);
+        throw err;
       }
-      const ticket: LimitTicket = limited.value;
-      if (reserved.status === "rejected") {
+      let held: Awaited<typeof reserving>;
+      try {
+        held = await reserving;
+      } catch (err) {
         // Refused: the request used no tokens.
         await ticket.reconcile(0);
-        throw reserved.reason;
+        throw err;
       }
-      const held = reserved.value;
       let settled = false;
       const admission: Admission = {
         plan: held?.plan ?? plan,

@@ -108,6 +108,17 @@ export function budgetStateKey(s: BudgetScope, window: PeriodWindow): string {
   return `budget:${s.kind}:${s.id}:${s.budget.period}:${window.id}`;
 }
 
+// The key of a scope's current period: every request needs it, and it changes once a period.
+const currentKeys = new WeakMap<BudgetScope, { window: PeriodWindow; key: string }>();
+
+function currentKey(s: BudgetScope, window: PeriodWindow): string {
+  const known = currentKeys.get(s);
+  if (known !== undefined && known.window === window) return known.key;
+  const key = budgetStateKey(s, window);
+  currentKeys.set(s, { window, key });
+  return key;
+}
+
 function statusOf(s: BudgetScope, window: PeriodWindow, committed: bigint, reserved: bigint): BudgetStatus {
   const left = s.limitNano - committed - reserved;
   return { scope: s, window, committedNano: committed, reservedNano: reserved, remainingNano: left > 0n ? left : 0n };
@@ -124,11 +135,16 @@ export function createBudgetLedger(options: BudgetLedgerOptions = {}): BudgetLed
       const held = scopes.map((s) => {
         const window = periodWindow(s.budget.period, at);
         const ttlMs = Math.max(1, window.endMs - at) + RETAIN_AFTER_PERIOD_MS;
-        return { s, window, key: budgetStateKey(s, window), ttlMs };
+        return { s, window, key: currentKey(s, window), ttlMs };
       });
-      const results = await Promise.all(held.map((h) => store.reserve(h.key, reservationId, amountNano, h.s.limitNano, h.ttlMs, reservationTtlMs)));
+      const reserve = (h: (typeof held)[number]) => store.reserve(h.key, reservationId, amountNano, h.s.limitNano, h.ttlMs, reservationTtlMs);
+      const results = held.length === 1 ? [await reserve(held[0]!)] : await Promise.all(held.map(reserve));
       const statuses = held.map((h, i) => statusOf(h.s, h.window, results[i]!.committed, results[i]!.reserved));
       const release = async (actualNano: bigint, which: (i: number) => boolean) => {
+        if (held.length === 1) {
+          if (which(0)) await store.settle(held[0]!.key, reservationId, actualNano, held[0]!.ttlMs);
+          return;
+        }
         await Promise.all(held.map((h, i) => (which(i) ? store.settle(h.key, reservationId, actualNano, h.ttlMs) : undefined)));
       };
       if (results.every((r) => r.ok)) {
@@ -153,7 +169,7 @@ export function createBudgetLedger(options: BudgetLedgerOptions = {}): BudgetLed
       return Promise.all(
         scopes.map(async (s) => {
           const window = periodWindow(s.budget.period, at);
-          const { committed, reserved } = await store.readReserve(budgetStateKey(s, window));
+          const { committed, reserved } = await store.readReserve(currentKey(s, window));
           return statusOf(s, window, committed, reserved);
         }),
       );

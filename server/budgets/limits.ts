@@ -1,7 +1,7 @@
 import type { Caller } from "../auth/keys.js";
 import type { GatewayConfig, LimitsConfig } from "../config/schema.js";
 import { GatewayError } from "../core/errors.js";
-import type { StateStore, WindowRequest } from "../state/store.js";
+import type { StateStore, WindowRequest, WindowsResult } from "../state/store.js";
 import { teamOf } from "./ledger.js";
 
 /**
@@ -31,13 +31,26 @@ export interface LimitTicket {
   reconcile(actualTokens: number): Promise<void>;
 }
 
+// A key's (or team's) limits never change (a reload builds new objects), so its scope is built once per caller identity.
+const keyScopes = new WeakMap<LimitsConfig, LimitScope>();
+const teamScopes = new WeakMap<LimitsConfig, LimitScope>();
+
+function scopeOf(cache: WeakMap<LimitsConfig, LimitScope>, kind: LimitScope["kind"], id: string, limits: LimitsConfig): LimitScope {
+  const known = cache.get(limits);
+  if (known !== undefined && known.id === id) return known;
+  const scope: LimitScope = { kind, id, limits };
+  cache.set(limits, scope);
+  return scope;
+}
+
 /** limitScopes lists the limits that apply to a caller: its key's, then its team's. */
 export function limitScopes(config: GatewayConfig, caller: Caller): LimitScope[] {
   const scopes: LimitScope[] = [];
   const keyLimits = caller.key?.limits;
-  if (keyLimits?.rpm !== undefined || keyLimits?.tpm !== undefined) scopes.push({ kind: "key", id: caller.keyId, limits: keyLimits! });
+  if (keyLimits !== undefined && (keyLimits.rpm !== undefined || keyLimits.tpm !== undefined)) scopes.push(scopeOf(keyScopes, "key", caller.keyId, keyLimits));
   const team = teamOf(config, caller);
-  if (team?.limits?.rpm !== undefined || team?.limits?.tpm !== undefined) scopes.push({ kind: "team", id: team!.id, limits: team!.limits! });
+  const teamLimits = team?.limits;
+  if (teamLimits !== undefined && (teamLimits.rpm !== undefined || teamLimits.tpm !== undefined)) scopes.push(scopeOf(teamScopes, "team", team!.id, teamLimits));
   return scopes;
 }
 
@@ -48,6 +61,68 @@ export function limitStateKey(scope: Pick<LimitScope, "kind" | "id">, unit: "rpm
 
 const noTicket: LimitTicket = { reconcile: async () => {} };
 
+/** ScopeWindows are a scope's windows' store keys, built once per scope. */
+interface ScopeWindows {
+  rpmKey: string;
+  tpmKey: string;
+}
+
+const windowKeys = new WeakMap<LimitScope, ScopeWindows>();
+
+function windowsOf(scope: LimitScope): ScopeWindows {
+  let keys = windowKeys.get(scope);
+  if (keys === undefined) {
+    keys = { rpmKey: limitStateKey(scope, "rpm"), tpmKey: limitStateKey(scope, "tpm") };
+    windowKeys.set(scope, keys);
+  }
+  return keys;
+}
+
+/** groupOf lists a scope's windows and what this request takes from each. */
+function groupOf(scope: LimitScope, tokens: number): WindowRequest[] {
+  const keys = windowsOf(scope);
+  const { rpm, tpm } = scope.limits;
+  const group: WindowRequest[] = [];
+  if (rpm !== undefined) group.push({ key: keys.rpmKey, amount: 1, limit: rpm });
+  // A prompt larger than a whole minute's tokens may still run when the window is empty (then it is the only one).
+  if (tpm !== undefined) group.push({ key: keys.tpmKey, amount: Math.min(Math.max(1, Math.ceil(tokens)), tpm), limit: tpm });
+  return group;
+}
+
+/** refusalOf is the error for the first window of a refused scope that had no room. */
+function refusalOf(scope: LimitScope, group: readonly WindowRequest[], result: WindowsResult): GatewayError {
+  const full = result.windows.findIndex((w) => !w.allowed);
+  const w = group[full]!;
+  const r = result.windows[full]!;
+  const what = w.key === windowsOf(scope).rpmKey ? `${w.limit} requests per minute` : `${w.limit} tokens per minute (this request needs about ${w.amount})`;
+  const retry = Math.max(1, Math.ceil(r.retryAfterMs / 1000));
+  return new GatewayError("resource_exhausted", `rate limit: ${scope.kind} "${scope.id}" is limited to ${what}; retry in ${retry}s`, {
+    retryAfterMs: Math.max(1, Math.ceil(r.retryAfterMs)),
+    openaiCode: "rate_limit_exceeded",
+  });
+}
+
+/** ticketFor reconciles the TPM windows taken (the groups' last entries when they are TPM windows). */
+function ticketFor(store: StateStore, scopes: readonly LimitScope[], groups: readonly WindowRequest[][]): LimitTicket {
+  const tpm: WindowRequest[] = [];
+  for (let i = 0; i < groups.length; i++) if (scopes[i]!.limits.tpm !== undefined) tpm.push(groups[i]![groups[i]!.length - 1]!);
+  if (tpm.length === 0) return noTicket;
+  let reconciled = false;
+  return {
+    async reconcile(actualTokens) {
+      if (reconciled) return;
+      reconciled = true;
+      const actual = Math.max(0, Math.round(actualTokens));
+      if (tpm.length === 1) {
+        const delta = actual - tpm[0]!.amount;
+        if (delta !== 0) await store.windowAdjust(tpm[0]!.key, delta, WINDOW_MS);
+        return;
+      }
+      await Promise.all(tpm.map((t) => (actual === t.amount ? undefined : store.windowAdjust(t.key, actual - t.amount, WINDOW_MS))));
+    },
+  };
+}
+
 /**
  * acquireLimits takes one request and `tokens` tokens from every window
  * that applies, or nothing: it throws ResourceExhausted (with retry-after)
@@ -55,52 +130,15 @@ const noTicket: LimitTicket = { reconcile: async () => {} };
  */
 export async function acquireLimits(store: StateStore, scopes: readonly LimitScope[], tokens: number): Promise<LimitTicket> {
   if (scopes.length === 0) return noTicket;
-  const groups: Array<Array<WindowRequest & { scope: LimitScope; unit: "rpm" | "tpm" }>> = [];
-  // The TPM windows, reconciled with the actual tokens once the request ends.
-  const tpm: Array<(typeof groups)[number][number]> = [];
-  for (const scope of scopes) {
-    const group: (typeof groups)[number] = [];
-    for (const unit of ["rpm", "tpm"] as const) {
-      const limit = scope.limits[unit];
-      if (limit === undefined) continue;
-      // A prompt larger than a whole minute's tokens may still run when the window is empty (then it is the only one).
-      const amount = unit === "rpm" ? 1 : Math.min(Math.max(1, Math.ceil(tokens)), limit);
-      const w = { key: limitStateKey(scope, unit), amount, limit, scope, unit };
-      group.push(w);
-      if (unit === "tpm") tpm.push(w);
-    }
-    groups.push(group);
-  }
+  const groups = scopes.map((scope) => groupOf(scope, tokens));
   // A scope's windows are taken all or nothing, and all scopes at once (one round trip under Redis);
   // a scope's refusal gives back what the other scopes took.
-  const results = await Promise.all(groups.map((g) => store.windowsAcquire(g, WINDOW_MS)));
+  const results = groups.length === 1 ? [await store.windowsAcquire(groups[0]!, WINDOW_MS)] : await Promise.all(groups.map((g) => store.windowsAcquire(g, WINDOW_MS)));
   const refused = results.findIndex((r) => !r.allowed);
-  if (refused >= 0) {
-    const taken = groups.filter((_, i) => results[i]!.allowed).flat();
-    await Promise.all(taken.map((t) => store.windowAdjust(t.key, -t.amount, WINDOW_MS)));
-    const full = results[refused]!.windows.findIndex((w) => !w.allowed);
-    const w = groups[refused]![full]!;
-    const r = results[refused]!.windows[full]!;
-    const what = w.unit === "rpm" ? `${w.limit} requests per minute` : `${w.limit} tokens per minute (this request needs about ${w.amount})`;
-    const retry = Math.max(1, Math.ceil(r.retryAfterMs / 1000));
-    throw new GatewayError("resource_exhausted", `rate limit: ${w.scope.kind} "${w.scope.id}" is limited to ${what}; retry in ${retry}s`, {
-      retryAfterMs: Math.max(1, Math.ceil(r.retryAfterMs)),
-      openaiCode: "rate_limit_exceeded",
-    });
-  }
-  let reconciled = false;
-  return {
-    async reconcile(actualTokens) {
-      if (reconciled) return;
-      reconciled = true;
-      await Promise.all(
-        tpm.map((t) => {
-          const delta = Math.max(0, Math.round(actualTokens)) - t.amount;
-          return delta === 0 ? undefined : store.windowAdjust(t.key, delta, WINDOW_MS);
-        }),
-      );
-    },
-  };
+  if (refused < 0) return ticketFor(store, scopes, groups);
+  const taken = groups.filter((_, i) => results[i]!.allowed).flat();
+  await Promise.all(taken.map((t) => store.windowAdjust(t.key, -t.amount, WINDOW_MS)));
+  throw refusalOf(scopes[refused]!, groups[refused]!, results[refused]!);
 }
 
 /** LimitUsage is a scope's current use of its windows. */

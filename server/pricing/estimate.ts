@@ -1,7 +1,7 @@
 import type { ChatRequest, ImagePart } from "../core/chat.js";
 import { familyProfiles, type TokenizerFamily } from "./families.js";
 import { imageSize, imageTokens, type ImageSize } from "./images.js";
-import { approxTokensFromFeatures, exactTextTokens, textFeatures, type Encoding, type TextFeatures } from "./text-tokens.js";
+import { addTextFeatures, approxTokensFromFeatures, exactTextTokens, zeroTextFeatures, type Encoding, type TextFeatures } from "./text-tokens.js";
 
 /**
  * Prompt-size estimates before a call. A request is measured once
@@ -52,13 +52,15 @@ export interface MeasureOptions {
   exact?: readonly Encoding[];
 }
 
+// What one CJK or Hangul character weighs in the approximation: a constant, computed once.
+const CJK_UNIT = approxTokensFromFeatures({ ...zeroTextFeatures(), cjk: 1 });
+const HANGUL_UNIT = approxTokensFromFeatures({ ...zeroTextFeatures(), hangul: 1 });
+
 function scriptTokens(f: TextFeatures): ScriptTokens {
-  const cjk = f.cjk * approxTokensFromFeatures({ ...zeroFeatures, cjk: 1 });
-  const hangul = f.hangul * approxTokensFromFeatures({ ...zeroFeatures, hangul: 1 });
+  const cjk = f.cjk * CJK_UNIT;
+  const hangul = f.hangul * HANGUL_UNIT;
   return { latin: approxTokensFromFeatures(f) - cjk - hangul, cjk, hangul };
 }
-
-const zeroFeatures: TextFeatures = { words: 0, letters: 0, digitGroups: 0, punctuation: 0, newlines: 0, indent: 0, cjk: 0, hangul: 0, otherLetters: 0, astral: 0 };
 
 /** promptTexts lists every piece of text a provider would tokenize for the prompt. */
 function promptTexts(request: ChatRequest, each: (text: string) => void): void {
@@ -81,15 +83,19 @@ function promptTexts(request: ChatRequest, each: (text: string) => void): void {
 
 /** measurePrompt measures a request's prompt: approximately always, exactly for the encodings asked for. */
 export function measurePrompt(request: ChatRequest, options: MeasureOptions = {}): PromptMeasure {
-  const total: TextFeatures = { ...zeroFeatures };
+  const total = zeroTextFeatures();
   const exact: Partial<Record<Encoding, number>> = {};
   const encodings = options.exact ?? [];
   for (const e of encodings) exact[e] = 0;
-  promptTexts(request, (text) => {
-    const f = textFeatures(text);
-    for (const k of Object.keys(total) as Array<keyof TextFeatures>) total[k] += f[k];
-    for (const e of encodings) exact[e]! += exactTextTokens(text, e);
-  });
+  promptTexts(
+    request,
+    encodings.length === 0
+      ? (text) => addTextFeatures(text, total)
+      : (text) => {
+          addTextFeatures(text, total);
+          for (const e of encodings) exact[e]! += exactTextTokens(text, e);
+        },
+  );
   const images: PromptMeasure["images"] = [];
   let names = 0;
   for (const m of request.messages) {

@@ -43,9 +43,21 @@ export interface TextFeatures {
   astral: number;
 }
 
+/** zeroTextFeatures returns a fresh all-zero TextFeatures. */
+export function zeroTextFeatures(): TextFeatures {
+  return { words: 0, letters: 0, digitGroups: 0, punctuation: 0, newlines: 0, indent: 0, cjk: 0, hangul: 0, otherLetters: 0, astral: 0 };
+}
+
 /** textFeatures counts character classes in one pass. */
 export function textFeatures(text: string): TextFeatures {
-  const f: TextFeatures = { words: 0, letters: 0, digitGroups: 0, punctuation: 0, newlines: 0, indent: 0, cjk: 0, hangul: 0, otherLetters: 0, astral: 0 };
+  return addTextFeatures(text, zeroTextFeatures());
+}
+
+/**
+ * addTextFeatures counts a text's character classes into f and returns it:
+ * the counts of several texts summed without an object per text.
+ */
+export function addTextFeatures(text: string, f: TextFeatures): TextFeatures {
   let inWord = false;
   let digitRun = 0;
   let spaceRun = 0;

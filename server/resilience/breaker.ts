@@ -1,6 +1,7 @@
 import type { BreakerConfig, ProviderConfig, RoutingConfig } from "../config/schema.js";
 import type { ErrorClass } from "../core/errors.js";
 import type { StateStore, WindowResult } from "../state/store.js";
+import { keyNamer } from "../state/key-names.js";
 
 /**
  * Circuit breakers, one per deployment (provider + model), kept in the
@@ -93,9 +94,7 @@ export function breakerPolicy(provider: ProviderConfig, routing: Pick<RoutingCon
 }
 
 /** breakerKey is the store key of a deployment's breaker document. */
-export function breakerKey(deploymentId: string): string {
-  return `breaker:${deploymentId}`;
-}
+export const breakerKey: (deploymentId: string) => string = keyNamer("breaker:");
 
 const MAX_COUNT = Number.MAX_SAFE_INTEGER;
 

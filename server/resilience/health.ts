@@ -2,6 +2,7 @@ import type { Deployment } from "../core/runtime.js";
 import type { LatencyStats, StateStore } from "../state/store.js";
 import { breakerKey, type BreakerDoc } from "./breaker.js";
 import { learnedKey, type LearnedLimits } from "./rate-headers.js";
+import { keyNamer } from "../state/key-names.js";
 
 /**
  * One batched read of what the router must know about its candidates
@@ -32,14 +33,10 @@ export interface DeploymentHealth {
 }
 
 /** providerMarkKey is the store key of a provider's availability mark. */
-export function providerMarkKey(providerId: string): string {
-  return `provider:${providerId}:unavailable`;
-}
+export const providerMarkKey: (providerId: string) => string = keyNamer("provider:", ":unavailable");
 
 /** latencyKey is the store key of a deployment's latency statistics. */
-export function latencyKey(deploymentId: string): string {
-  return `latency:${deploymentId}`;
-}
+export const latencyKey: (deploymentId: string) => string = keyNamer("latency:");
 
 /** markProviderUnavailable leaves a provider out of routing on every replica for ms. */
 export async function markProviderUnavailable(store: StateStore, providerId: string, ms: number, reason: string, now: number): Promise<void> {
@@ -58,24 +55,25 @@ export async function readHealth(
   withLatency: ReadonlySet<string>,
   withBreaker: ReadonlySet<string>,
 ): Promise<Map<string, DeploymentHealth>> {
-  const providers = [...new Set(deployments.map((d) => d.provider.id))];
+  // Few candidates, fewer providers: a list is cheaper than a Set.
+  const providers: string[] = [];
   const reads: Array<Promise<unknown>> = [];
   for (const d of deployments) {
     reads.push(withBreaker.has(d.id) ? store.getJson<BreakerDoc>(breakerKey(d.id)) : none, store.getJson<LearnedLimits>(learnedKey(d.id)));
     reads.push(withLatency.has(d.id) ? store.readLatency(latencyKey(d.id)) : none);
+    if (!providers.includes(d.provider.id)) providers.push(d.provider.id);
   }
   for (const p of providers) reads.push(store.getJson<ProviderMark>(providerMarkKey(p)));
   const values = await Promise.all(reads);
-  const marks = new Map<string, ProviderMark | undefined>();
-  providers.forEach((p, i) => marks.set(p, values[deployments.length * 3 + i] as ProviderMark | undefined));
   const out = new Map<string, DeploymentHealth>();
-  deployments.forEach((d, i) => {
+  for (let i = 0; i < deployments.length; i++) {
+    const d = deployments[i]!;
     out.set(d.id, {
       breaker: values[i * 3] as BreakerDoc | undefined,
       learned: values[i * 3 + 1] as LearnedLimits | undefined,
       latency: values[i * 3 + 2] as LatencyStats | undefined,
-      provider: marks.get(d.provider.id),
+      provider: values[deployments.length * 3 + providers.indexOf(d.provider.id)] as ProviderMark | undefined,
     });
-  });
+  }
   return out;
 }

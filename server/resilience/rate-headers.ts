@@ -1,5 +1,6 @@
 import { parseDurationMs } from "../providers/retry-hints.js";
 import type { StateStore } from "../state/store.js";
+import { keyNamer } from "../state/key-names.js";
 
 /**
  * Learning providers' rate limits from their response headers, to steer
@@ -110,9 +111,7 @@ export function learnedFromSnapshot(s: RateLimitSnapshot, now: number): LearnedL
 }
 
 /** learnedKey is the store key of a deployment's learned limits. */
-export function learnedKey(deploymentId: string): string {
-  return `ratelimit:learned:${deploymentId}`;
-}
+export const learnedKey: (deploymentId: string) => string = keyNamer("ratelimit:learned:");
 
 function expiry(l: LearnedLimits, now: number): number {
   return Math.max(l.blockedUntil, l.tokensResetAt ?? 0) - now;

@@ -68,6 +68,18 @@ function usage(inputTokens: number, outputTokens: number): Usage {
 /** CandidateTokens is a request's token counts on one deployment (CandidateCost without the prices). */
 export type CandidateTokens = Omit<CandidateCost, "expectedCostNanoUsd" | "maxCostNanoUsd">;
 
+const families = new WeakMap<Deployment, TokenizerFamily>();
+
+/** familyOf is the tokenizer family that counts a deployment's tokens (worked out once per deployment). */
+export function familyOf(d: Deployment): TokenizerFamily {
+  let family = families.get(d);
+  if (family === undefined) {
+    family = tokenizerFamily(d.provider.type, d.upstreamModel);
+    families.set(d, family);
+  }
+  return family;
+}
+
 /**
  * candidateTokens sizes a measured request on a deployment: its prompt as
  * that deployment's tokenizer counts it, the most output the request
@@ -75,7 +87,7 @@ export type CandidateTokens = Omit<CandidateCost, "expectedCostNanoUsd" | "maxCo
  * (plus reasoning for reasoning models).
  */
 export function candidateTokens(d: Deployment, measure: PromptMeasure, request: ChatRequest): CandidateTokens {
-  const tokenizer = tokenizerFamily(d.provider.type, d.upstreamModel);
+  const tokenizer = familyOf(d);
   const inputTokens = promptTokensFor(measure, tokenizer, d.upstreamModel);
   const maxOut = Math.min(request.sampling.maxOutputTokens ?? d.model.max_output_tokens, d.model.max_output_tokens);
   const reasoning = d.model.capabilities.includes("reasoning") ? reasoningAllowance[request.sampling.reasoningEffort ?? "medium"] : 0;
@@ -109,7 +121,7 @@ export function candidateCost(d: Deployment, measure: PromptMeasure, request: Ch
 /** encodingsFor lists the exact encodings worth counting for a set of deployments (o200k always: it is the base for the others). */
 export function encodingsFor(deployments: Iterable<Deployment>): Encoding[] {
   const out = new Set<Encoding>(["o200k_base"]);
-  for (const d of deployments) if (tokenizerFamily(d.provider.type, d.upstreamModel) === "cl100k") out.add("cl100k_base");
+  for (const d of deployments) if (familyOf(d) === "cl100k") out.add("cl100k_base");
   return [...out];
 }
 
