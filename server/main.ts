@@ -1,5 +1,6 @@
 import cluster from "node:cluster";
 import { parseArgs } from "node:util";
+import type { Logger } from "pino";
 import { startGatewayServer } from "./app.js";
 import { runPrimary } from "./cluster/primary.js";
 import { currentWorkerSlot, parseWorkerCount, perWorkerStateWarning, reportWorkerReady } from "./cluster/workers.js";
@@ -47,22 +48,41 @@ function load(): GatewayConfig {
   return config;
 }
 
+/** cannotStart ends the process with a one-line reason, before it serves anything. */
+function cannotStart(err: unknown): never {
+  process.stderr.write(`llm-gateway: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}
+
 let config: GatewayConfig;
 let workers: number;
 try {
   workers = parseWorkerCount(values.workers ?? process.env.GATEWAY_WORKERS);
   config = load();
 } catch (err) {
-  process.stderr.write(`llm-gateway: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
+  cannotStart(err);
 }
 
-if (workers > 1 && cluster.isPrimary) runPrimary({ workers, config, logFile: process.env.GATEWAY_LOG_FILE });
-else await serve();
+if (workers > 1 && cluster.isPrimary) {
+  try {
+    runPrimary({ workers, config, logFile: process.env.GATEWAY_LOG_FILE });
+  } catch (err) {
+    cannotStart(err);
+  }
+} else await serve();
+
+/** openLogger creates the process logger, or ends the process with a clear message (an unwritable GATEWAY_LOG_FILE). */
+function openLogger(): Logger {
+  try {
+    return createLogger({ level: config.server.log_level, destination: process.env.GATEWAY_LOG_FILE });
+  } catch (err) {
+    cannotStart(err);
+  }
+}
 
 async function serve(): Promise<void> {
   const slot = currentWorkerSlot();
-  const rootLogger = createLogger({ level: config.server.log_level, destination: process.env.GATEWAY_LOG_FILE });
+  const rootLogger = openLogger();
   const logger = slot === undefined ? rootLogger : rootLogger.child({ worker: slot });
   const server = await startGatewayServer({ config, logger, processMetrics: true, workerSlot: slot });
 
