@@ -61,7 +61,10 @@ describe("log file (FileLines)", () => {
     const file = FileLines.open("/dev/full");
     const said: string[] = [];
     const write = process.stderr.write;
-    process.stderr.write = ((chunk: string) => said.push(String(chunk))) as typeof process.stderr.write;
+    process.stderr.write = ((chunk: string) => {
+      said.push(String(chunk));
+      return true;
+    }) as typeof process.stderr.write;
     try {
       file.write('{"a":1}\n');
       file.write('{"b":2}\n');
