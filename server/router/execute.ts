@@ -145,11 +145,18 @@ export function latencyReaders(config: GatewayConfig): ReadonlySet<string> {
 }
 
 /** fastestIds lists the plan's deployments in `fastest` tiers (their latency is read, and their order is not known before). */
-function fastestIds(plan: RoutePlan): Set<string> {
-  const ids = new Set<string>();
-  for (const t of plan.tiers) if (t.strategy === "fastest") for (const d of t.candidates) ids.add(d.id);
-  return ids;
+function fastestIds(plan: RoutePlan): ReadonlySet<string> {
+  let ids: Set<string> | undefined;
+  for (const t of plan.tiers) {
+    if (t.strategy !== "fastest") continue;
+    ids ??= new Set<string>();
+    for (const d of t.candidates) ids.add(d.id);
+  }
+  return ids ?? NO_IDS;
 }
+
+// Most plans have no `fastest` tier: they share one empty set.
+const NO_IDS: ReadonlySet<string> = new Set<string>();
 
 /** Speculation is rate-limit capacity taken for a plan's first candidate before its health was known. */
 interface Speculation {
@@ -210,9 +217,9 @@ class Prefetch implements RoutePrefetch {
  */
 export function prefetchRoute(plan: RoutePlan, request: ChatRequest): RoutePrefetch {
   const fastest = fastestIds(plan);
-  const breakers = new Set<string>();
-  for (const d of plan.candidates) if (breakerPolicy(d.provider, { breaker: plan.defaultBreaker }) !== undefined) breakers.add(d.id);
-  const health = readHealth(plan.state, plan.candidates, fastest, breakers);
+  let breakers: Set<string> | undefined;
+  for (const d of plan.candidates) if (breakerPolicy(d.provider, { breaker: plan.defaultBreaker }) !== undefined) (breakers ??= new Set<string>()).add(d.id);
+  const health = readHealth(plan.state, plan.candidates, fastest, breakers ?? NO_IDS);
   let spec: Speculation | undefined;
   const first = plan.candidates[0];
   if (first !== undefined && !fastest.has(first.id) && hasLimits(first)) {
@@ -455,7 +462,7 @@ class Run {
   /** prepare reads every live candidate's health in one batch and judges it; the first time, it orders `fastest` tiers. */
   private async prepare(first: boolean): Promise<void> {
     const live = this.cands.filter((c) => !c.dead);
-    const fastest = first ? fastestIds(this.plan) : new Set<string>();
+    const fastest = first ? fastestIds(this.plan) : NO_IDS;
     const prefetched = first ? this.prefetched : undefined;
     this.prefetched = undefined;
     let health: Map<string, DeploymentHealth>;
