@@ -1,6 +1,5 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { createDeadlineSignal } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, contentTypeUnaryJson, contentTypeUnaryProto, errorToJsonBytes, parseContentType, parseTimeout } from "@connectrpc/connect/protocol-connect";
 import {
   contentTypeProto as grpcContentTypeProto,
@@ -16,8 +15,8 @@ import { CompleteRequestSchema, CompleteResponseSchema, GatewayService } from ".
 import type { Gateway } from "../core/gateway.js";
 import { GatewayError } from "../core/errors.js";
 import { callerSignal, header, readBody, type HttpRequest, type HttpResponse } from "../http/io.js";
-import { completeRpc, rpcError, type RpcCall } from "./service.js";
-import { anyOf } from "../core/cancel.js";
+import { completeRpc, deadlineFrom, rpcError, type RpcCall } from "./service.js";
+import { withTimeout } from "../core/cancel.js";
 
 /**
  * A direct path for the hottest call: unary `Complete` with a binary
@@ -91,18 +90,20 @@ export function createDirectUnaryHandler(gateway: Gateway, options: DirectUnaryO
       throw new ConnectError(`parse binary: ${err instanceof Error ? err.message : String(err)}`, Code.InvalidArgument);
     }
     // The caller leaving, or its deadline passing, cancels the call (as connect-node's context signal does).
-    const deadline = timeoutMs === undefined ? undefined : createDeadlineSignal(timeoutMs);
-    const signal = deadline === undefined ? callerSignal(res) : anyOf([callerSignal(res), deadline.signal]);
+    // The deadline's abort carries a TimeoutError, so the core reports deadline_exceeded however late the timer ran.
+    const deadlineAt = deadlineFrom(timeoutMs);
+    const deadline = timeoutMs === undefined ? undefined : withTimeout(callerSignal(res), timeoutMs);
+    const signal = deadline === undefined ? callerSignal(res) : deadline.signal;
     const call: RpcCall = {
       requestHeader: (name) => header(req, name),
       setResponseHeader: (name, value) => (responseHeaders[name] = value),
       signal,
-      timeoutMs,
+      deadlineAt,
     };
     try {
       return toBinary(CompleteResponseSchema, await completeRpc(gateway, request, call));
     } finally {
-      deadline?.cleanup();
+      deadline?.dispose();
     }
   }
 

@@ -38,8 +38,17 @@ export interface RpcCall {
   setResponseHeader(name: string, value: string): void;
   /** signal aborts when the caller leaves or its deadline passes. */
   signal: Cancellation;
-  /** timeoutMs is the caller's deadline, from now, if it set one. */
-  timeoutMs: number | undefined;
+  /**
+   * deadlineAt is performance.now() when the caller's deadline passes, if it
+   * set one: the same instant the transport's deadline timer fires, so the
+   * core can tell a deadline from the caller leaving.
+   */
+  deadlineAt: number | undefined;
+}
+
+/** deadlineFrom turns a timeout from now into a deadline on performance.now()'s clock. */
+export function deadlineFrom(timeoutMs: number | undefined): number | undefined {
+  return timeoutMs === undefined ? undefined : performance.now() + timeoutMs;
 }
 
 /** fromHandlerContext adapts a Connect HandlerContext. */
@@ -48,7 +57,7 @@ export function fromHandlerContext(ctx: HandlerContext): RpcCall {
     requestHeader: (name) => ctx.requestHeader.get(name) ?? undefined,
     setResponseHeader: (name, value) => ctx.responseHeader.set(name, value),
     signal: ctx.signal,
-    timeoutMs: ctx.timeoutMs(),
+    deadlineAt: deadlineFrom(ctx.timeoutMs()),
   };
 }
 
@@ -57,7 +66,6 @@ function context(gateway: Gateway, call: RpcCall): RequestContext {
   call.setResponseHeader("x-request-id", requestId);
   const caller = gateway.authenticate(call.requestHeader("authorization"));
   const startedAt = performance.now();
-  const timeoutMs = call.timeoutMs;
   const traceparent = call.requestHeader("traceparent");
   return {
     requestId,
@@ -65,7 +73,7 @@ function context(gateway: Gateway, call: RpcCall): RequestContext {
     caller,
     signal: call.signal,
     startedAt,
-    deadlineAt: timeoutMs === undefined ? undefined : startedAt + timeoutMs,
+    deadlineAt: call.deadlineAt,
     traceHeaders: traceparent === undefined ? undefined : { traceparent, tracestate: call.requestHeader("tracestate") },
   };
 }
