@@ -3,10 +3,10 @@ import type { Caller } from "../auth/keys.js";
 import type { ChatRequest, Usage } from "../core/chat.js";
 import { GatewayError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
-import type { Deployment, Runtime } from "../core/runtime.js";
+import type { Runtime } from "../core/runtime.js";
 import { nanoToUsdString } from "../pricing/cost.js";
 import { EXACT_WINDOW_MARGIN, measurePrompt, notePromptTokens, promptTokensFor, type PromptMeasure } from "../pricing/estimate.js";
-import { candidateIds, candidateTokens, encodingsFor, familyOf, worstCaseOf } from "../router/estimate.js";
+import { candidateDeployments, candidateIds, candidateTokens, encodingsFor, familyOf, worstCaseOf } from "../router/estimate.js";
 import { resolveRoute, type RoutePlan } from "../router/resolve.js";
 import { createMemoryStore } from "../state/memory-store.js";
 import type { StateStore } from "../state/store.js";
@@ -96,31 +96,6 @@ function tokensOf(usage: Usage | undefined): number {
   return usage === undefined ? 0 : usage.inputTokens + usage.outputTokens;
 }
 
-const candidatesOf = new WeakMap<Runtime, Map<string, readonly Deployment[]>>();
-
-/**
- * candidateDeployments lists the configured deployments a model id or route
- * may use (none for an unknown id: the router reports it, naming the ids
- * this caller may use). A runtime never changes, so the list is built once
- * per id.
- */
-function candidateDeployments(rt: Runtime, model: string): readonly Deployment[] {
-  let byModel = candidatesOf.get(rt);
-  if (byModel === undefined) {
-    byModel = new Map();
-    candidatesOf.set(rt, byModel);
-  }
-  let list = byModel.get(model);
-  if (list === undefined) {
-    if (!rt.routes.has(model) && !rt.deployments.has(model)) return [];
-    list = candidateIds(rt, model)
-      .map((id) => rt.deployments.get(id))
-      .filter((d): d is Deployment => d !== undefined);
-    byModel.set(model, list);
-  }
-  return list;
-}
-
 /**
  * measureForRouting measures the prompt for the hot path and records the
  * router's figure: the fast approximation, or the exact o200k count when a
@@ -128,7 +103,9 @@ function candidateDeployments(rt: Runtime, model: string): readonly Deployment[]
  */
 export function measureForRouting(rt: Runtime, request: ChatRequest): PromptMeasure {
   let measure = measurePrompt(request);
-  const deployments = candidateDeployments(rt, request.model);
+  // An unknown id is the router's to report (it names the ids this caller may use).
+  const known = rt.routes.has(request.model) || rt.deployments.has(request.model);
+  const deployments = known ? candidateDeployments(rt, request.model) : [];
   const output = request.sampling.maxOutputTokens ?? 0;
   let close = false;
   for (const d of deployments) {

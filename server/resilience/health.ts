@@ -1,8 +1,8 @@
 import type { Deployment } from "../core/runtime.js";
+import { keyNamer } from "../state/key-names.js";
 import type { LatencyStats, StateStore } from "../state/store.js";
 import { breakerKey, type BreakerDoc } from "./breaker.js";
 import { learnedKey, type LearnedLimits } from "./rate-headers.js";
-import { keyNamer } from "../state/key-names.js";
 
 /**
  * One batched read of what the router must know about its candidates

@@ -141,6 +141,29 @@ export function candidateIds(runtime: Runtime, model: string): string[] {
   throw new GatewayError("not_found", `unknown model "${model}"; known models and routes: ${shown}`, { param: "model", openaiCode: "model_not_found" });
 }
 
+const candidatesOf = new WeakMap<Runtime, Map<string, readonly Deployment[]>>();
+
+/**
+ * candidateDeployments lists the configured deployments a model id or route
+ * may use (candidateIds, resolved). A runtime never changes, so the list is
+ * built once per id; an unknown id throws NotFound as candidateIds does.
+ */
+export function candidateDeployments(runtime: Runtime, model: string): readonly Deployment[] {
+  let byModel = candidatesOf.get(runtime);
+  if (byModel === undefined) {
+    byModel = new Map();
+    candidatesOf.set(runtime, byModel);
+  }
+  let list = byModel.get(model);
+  if (list === undefined) {
+    list = candidateIds(runtime, model)
+      .map((id) => runtime.deployments.get(id))
+      .filter((d): d is Deployment => d !== undefined);
+    byModel.set(model, list);
+  }
+  return list;
+}
+
 function budgetReason(maxCost: bigint, budgets: readonly BudgetStatus[]): string | undefined {
   for (const b of budgets) {
     if (maxCost > b.remainingNano) {
@@ -161,8 +184,7 @@ function budgetReason(maxCost: bigint, budgets: readonly BudgetStatus[]): string
  * key may not use is still estimated, each candidate marked ineligible.
  */
 export function estimateCandidates(runtime: Runtime, request: ChatRequest, caller: Caller, options: EstimateOptions = {}): CandidateEstimate[] {
-  const ids = candidateIds(runtime, request.model);
-  const deployments = ids.map((id) => runtime.deployments.get(id)).filter((d): d is Deployment => d !== undefined);
+  const deployments = candidateDeployments(runtime, request.model);
   const measure = measurePrompt(request, { exact: encodingsFor(deployments) });
   const needs = requiredCapabilities(request);
   const allowed = caller.mayUse(request.model);

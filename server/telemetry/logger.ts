@@ -171,6 +171,7 @@ export class FileLines {
 /** LineSink is what the logger's lines go to: a file's FileLines, or stdout's LineBatch. */
 interface LineSink {
   write(line: string): boolean;
+  flush(cb?: (err?: Error) => void): void;
   flushSync(): void;
 }
 
@@ -202,7 +203,7 @@ export const isoTime = (): string => isoTimeAt(Date.now());
 
 /** createLogger builds the process logger. */
 export function createLogger(options: LoggerOptions): Logger {
-  let batch: LineSink & { flush(cb?: (err?: Error) => void): void };
+  let batch: LineSink;
   if (options.destination !== undefined) {
     const file = FileLines.open(options.destination);
     setInterval(() => file.flushSync(), FLUSH_MS).unref();
