@@ -50,10 +50,20 @@ export function usdToNano(usd: number | string): bigint {
   return decimalToScaled(usd, 9).value;
 }
 
+const NANO_PER_USD = 1_000_000_000;
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
 /** nanoToUsdString renders nano-USD as a decimal USD string with 9 places, e.g. "0.000012500". */
 export function nanoToUsdString(nano: bigint): string {
   const sign = nano < 0n ? "-" : "";
   const abs = nano < 0n ? -nano : nano;
+  // Below 2^53 (about 9 million USD) a double holds the amount exactly, and its division and
+  // remainder are exact too: every cost and most budgets, rendered on every request without bigint division.
+  if (abs <= MAX_SAFE) {
+    const n = Number(abs);
+    const frac = n % NANO_PER_USD;
+    return `${sign}${(n - frac) / NANO_PER_USD}.${String(frac).padStart(9, "0")}`;
+  }
   const whole = abs / 1_000_000_000n;
   const frac = (abs % 1_000_000_000n).toString().padStart(9, "0");
   return `${sign}${whole}.${frac}`;
@@ -94,11 +104,35 @@ export function ratesFor(price: Price, inputTokens: number): Rates {
 // Per million tokens, and the multiplier in parts per million: the divisor of a charge, and half of it for rounding.
 const CHARGE_DIVISOR = MILLION * MILLION;
 const CHARGE_HALF = CHARGE_DIVISOR / 2n;
+// Products up to this leave room for the rounding half and the quotient check below 2^53.
+const SAFE_PRODUCT = Number.MAX_SAFE_INTEGER - 2_000_000;
 
 // tokens × nano-USD-per-million, rounded half up to a whole nano-USD.
 function charge(tokens: number, perMillion: bigint, multiplierPpm: bigint): bigint {
   if (tokens <= 0 || perMillion === 0n) return 0n;
+  // At list price (the multiplier is exactly one million) the charge is tokens × rate / 1e6. While
+  // that product stays below 2^53 doubles compute it exactly, and the usual request (hundreds of
+  // tokens at dollars per million) is priced with one bigint conversion instead of four bigint operations.
+  if (multiplierPpm === MILLION && Number.isSafeInteger(tokens)) {
+    const product = tokens * Number(perMillion);
+    if (product <= SAFE_PRODUCT) return BigInt(roundedQuotient(product, 1_000_000));
+  }
   return (BigInt(tokens) * perMillion * multiplierPpm + CHARGE_HALF) / CHARGE_DIVISOR;
+}
+
+/**
+ * roundedQuotient is n / d rounded half up, for safe non-negative integers
+ * n and even d: the floating-point quotient is corrected by the exact
+ * integer remainder, so a quotient that rounds across an integer cannot
+ * make it off by one.
+ */
+function roundedQuotient(n: number, d: number): number {
+  const shifted = n + d / 2;
+  let q = Math.floor(shifted / d);
+  const r = shifted - q * d;
+  if (r < 0) q -= 1;
+  else if (r >= d) q += 1;
+  return q;
 }
 
 /** CostOptions modify how a request is billed. */

@@ -71,6 +71,46 @@ describe("computeCost", () => {
     assert.equal(usdToNano(0.075), 75_000_000n);
     assert.equal(nanoToUsdString(125_000n), "0.000125000");
     assert.equal(nanoToUsdString(12_345_678_901n), "12.345678901");
+    assert.equal(nanoToUsdString(0n), "0.000000000");
+    assert.equal(nanoToUsdString(-1n), "-0.000000001");
+  });
+
+  it("renders every amount as bigint division would, on both sides of 2^53", () => {
+    const byBigint = (n: bigint) => {
+      const abs = n < 0n ? -n : n;
+      return `${n < 0n ? "-" : ""}${abs / 1_000_000_000n}.${(abs % 1_000_000_000n).toString().padStart(9, "0")}`;
+    };
+    const max = BigInt(Number.MAX_SAFE_INTEGER);
+    const edges = [max - 1n, max, max + 1n, max + 999_999_999n, 10n ** 30n + 7n, 999_999_999n, 1_000_000_000n];
+    let seed = 7;
+    const random = () => ((seed = (seed * 48271) % 2147483647), seed);
+    const randoms = Array.from({ length: 2000 }, () => BigInt(random()) * BigInt(random()) * BigInt(random() % 8));
+    for (const n of [...edges, ...randoms]) {
+      assert.equal(nanoToUsdString(n), byBigint(n), String(n));
+      assert.equal(nanoToUsdString(-n), byBigint(-n), String(-n));
+    }
+  });
+
+  it("charges exactly what bigint arithmetic gives, for small and huge products alike", () => {
+    // The formula every charge follows: tokens × rate × multiplier / 1e12, rounded half up.
+    const exact = (tokens: number, perMillion: bigint, ppm: bigint) =>
+      tokens <= 0 ? 0n : (BigInt(tokens) * perMillion * ppm + 500_000_000_000n) / 1_000_000_000_000n;
+    let seed = 11;
+    const random = () => ((seed = (seed * 48271) % 2147483647), seed);
+    const rates = [0.0000001, 0.075, 0.5, 1, 2.5, 10, 60, 150, 600, 12_345.678, 9_000_000];
+    for (let i = 0; i < 3000; i++) {
+      const usd = rates[i % rates.length]!;
+      // Token counts from 1 to a billion, so products cross 2^53 from both sides.
+      const tokens = (random() % 10 ** (1 + (i % 9))) + 1;
+      const price = compilePrice({ input: usd, output: usd });
+      const perMillion = price.base.output;
+      const got = computeCost(usage(0, tokens), price).output;
+      assert.equal(got, exact(tokens, perMillion, 1_000_000n), `${tokens} tokens at $${usd}/M`);
+      const batch = compilePrice({ input: usd, output: usd, batch_multiplier: 0.5 });
+      assert.equal(computeCost(usage(0, tokens), batch, { batch: true }).output, exact(tokens, perMillion, 500_000n), `batch: ${tokens} tokens at $${usd}/M`);
+    }
+    // Exactly half a nano-dollar rounds up, on the fast path too: 1 token at 0.5 nano-USD per token.
+    assert.equal(computeCost(usage(0, 1), compilePrice({ input: 0.0005, output: 0.0005 })).output, 1n);
   });
 });
 
