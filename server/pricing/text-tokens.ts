@@ -53,6 +53,21 @@ export function textFeatures(text: string): TextFeatures {
   return addTextFeatures(text, zeroTextFeatures());
 }
 
+// Character classes of ASCII, looked up instead of tested range by range (the loop below runs once
+// per prompt character on every request). Everything at or above 128 is NON_ASCII.
+const OTHER = 0;
+const LETTER = 1;
+const DIGIT = 2;
+const SPACE = 3;
+const NEWLINE = 4;
+const PUNCTUATION = 5;
+const NON_ASCII = 6;
+const ASCII_CLASS = new Uint8Array(128);
+for (let c = 0; c < 128; c++) {
+  const letter = (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+  ASCII_CLASS[c] = letter ? LETTER : c >= 48 && c <= 57 ? DIGIT : c === 32 || c === 9 ? SPACE : c === 10 ? NEWLINE : c > 32 ? PUNCTUATION : OTHER;
+}
+
 /**
  * addTextFeatures counts a text's character classes into f and returns it:
  * the counts of several texts summed without an object per text.
@@ -63,29 +78,33 @@ export function addTextFeatures(text: string, f: TextFeatures): TextFeatures {
   let spaceRun = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    const isLetter = (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
-    const isDigit = c >= 48 && c <= 57;
-    const isSpace = c === 32 || c === 9;
-    if (isLetter) {
-      f.letters++;
-      if (!inWord) f.words++;
-    }
-    inWord = isLetter;
-    if (isDigit) digitRun++;
+    const k = c < 128 ? ASCII_CLASS[c]! : NON_ASCII;
+    // A run of digits or of spaces ends at the first character of another class.
+    if (k === DIGIT) digitRun++;
     else if (digitRun > 0) {
       f.digitGroups += Math.ceil(digitRun / 3);
       digitRun = 0;
     }
-    if (isSpace) spaceRun++;
-    else {
+    if (k === SPACE) {
+      spaceRun++;
+      inWord = false;
+      continue;
+    }
+    if (spaceRun > 0) {
       if (spaceRun >= 2) f.indent++;
       spaceRun = 0;
     }
-    if (isLetter || isDigit || isSpace) continue;
-    if (c === 10) f.newlines++;
-    else if (c < 128) {
-      if (c > 32) f.punctuation++;
-    } else if ((c >= 0x3000 && c <= 0x30ff) || (c >= 0x3400 && c <= 0x9fff) || (c >= 0xf900 && c <= 0xfaff) || (c >= 0xff00 && c <= 0xffef)) f.cjk++;
+    if (k === LETTER) {
+      f.letters++;
+      if (!inWord) f.words++;
+      inWord = true;
+      continue;
+    }
+    inWord = false;
+    if (k === DIGIT || k === OTHER) continue;
+    if (k === NEWLINE) f.newlines++;
+    else if (k === PUNCTUATION) f.punctuation++;
+    else if ((c >= 0x3000 && c <= 0x30ff) || (c >= 0x3400 && c <= 0x9fff) || (c >= 0xf900 && c <= 0xfaff) || (c >= 0xff00 && c <= 0xffef)) f.cjk++;
     else if ((c >= 0xac00 && c <= 0xd7af) || (c >= 0x1100 && c <= 0x11ff) || (c >= 0x3130 && c <= 0x318f)) f.hangul++;
     else if (c >= 0xd800 && c <= 0xdbff) f.astral++;
     else if (c < 0xdc00 || c > 0xdfff) f.otherLetters++;

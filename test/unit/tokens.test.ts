@@ -5,7 +5,7 @@ import type { ChatRequest } from "../../server/core/chat.js";
 import { estimatePromptTokens, measurePrompt, notePromptTokens, promptTokensFor } from "../../server/pricing/estimate.js";
 import { tokenizerFamily } from "../../server/pricing/families.js";
 import { claudeImageTokens, geminiImageTokens, imageSizeFromBase64, imageTokens, openaiImageTokens } from "../../server/pricing/images.js";
-import { approxTextTokens, exactTextTokens } from "../../server/pricing/text-tokens.js";
+import { approxTextTokens, exactTextTokens, textFeatures } from "../../server/pricing/text-tokens.js";
 
 // Token estimation: the one-pass approximation against the real o200k
 // tokenizer on the calibration corpus, family framing, and image formulas.
@@ -15,6 +15,20 @@ const corpus = new URL("../fixtures/token-corpus/", import.meta.url);
 function request(content: string, extra: Partial<ChatRequest> = {}): ChatRequest {
   return { model: "m", messages: [{ role: "user", content: [{ type: "text", text: content }] }], sampling: {}, routing: {}, metadata: {}, ...extra };
 }
+
+describe("character classes of the approximation", () => {
+  it("count words, digit groups, indentation and scripts, each run ending at any other class", () => {
+    const zero = { words: 0, letters: 0, digitGroups: 0, punctuation: 0, newlines: 0, indent: 0, cjk: 0, hangul: 0, otherLetters: 0, astral: 0 };
+    // "12" ends at a letter, "3456" is two groups of up to three, and one run of two spaces is one indent.
+    assert.deepEqual(textFeatures("ab12cd 3456  x"), { ...zero, words: 3, letters: 5, digitGroups: 3, indent: 1 });
+    assert.deepEqual(textFeatures("a1b2c3"), { ...zero, words: 3, letters: 3, digitGroups: 3 });
+    assert.deepEqual(textFeatures("def f(x):\n    return 1\t\tok"), { ...zero, words: 5, letters: 13, digitGroups: 1, punctuation: 3, newlines: 1, indent: 2 });
+    // Control characters count as nothing; DEL is ASCII punctuation.
+    assert.deepEqual(textFeatures("\u0001\u007f!"), { ...zero, punctuation: 2 });
+    assert.deepEqual(textFeatures("日本語、한국어 😀 café"), { ...zero, words: 1, letters: 3, cjk: 4, hangul: 3, otherLetters: 1, astral: 1 });
+    assert.deepEqual(textFeatures(""), zero);
+  });
+});
 
 describe("approximate token counts vs o200k_base", () => {
   it("stay within 8% on every corpus file and 3% on average", () => {
