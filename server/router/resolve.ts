@@ -95,14 +95,22 @@ function localState(runtime: Runtime): StateStore {
 }
 
 /** requiredCapabilities lists what the request needs from a model: asked for, and implied by its content. */
-export function requiredCapabilities(request: ChatRequest): Set<Capability> {
-  const needs = new Set<Capability>(request.routing.requiredCapabilities ?? []);
-  if ((request.tools?.length ?? 0) > 0) needs.add("tools");
-  if (request.responseFormat?.type === "json_object") needs.add("json");
-  if (request.responseFormat?.type === "json_schema") needs.add("json_schema");
-  if (request.messages.some((m) => m.content.some((p) => p.type === "image"))) needs.add("vision");
+export function requiredCapabilities(request: ChatRequest): ReadonlySet<Capability> {
+  const asked = request.routing.requiredCapabilities ?? [];
+  const tools = (request.tools?.length ?? 0) > 0;
+  const format = request.responseFormat?.type;
+  const vision = request.messages.some((m) => m.content.some((p) => p.type === "image"));
+  // A plain text request needs nothing: most requests share one empty set.
+  if (asked.length === 0 && !tools && format !== "json_object" && format !== "json_schema" && !vision) return NO_NEEDS;
+  const needs = new Set<Capability>(asked);
+  if (tools) needs.add("tools");
+  if (format === "json_object") needs.add("json");
+  if (format === "json_schema") needs.add("json_schema");
+  if (vision) needs.add("vision");
   return needs;
 }
+
+const NO_NEEDS: ReadonlySet<Capability> = new Set<Capability>();
 
 /**
  * Ineligible says why a deployment cannot serve a request. "request" means
@@ -266,11 +274,18 @@ export function resolveRoute(runtime: Runtime, request: ChatRequest, caller: Cal
     judged: new Map(),
     unusable: 0,
   };
-  const tierConfigs = route === undefined ? [{ strategy: "direct" as const, targets: [id] }] : routeTiers(route);
   const tiers: PlanTier[] = [];
   const reasons: string[] = [];
   let verdict: TaskVerdict | undefined;
-  for (const [k, tier] of tierConfigs.entries()) {
+  if (route === undefined) {
+    // A model named directly (most requests): one tier of one deployment, without a route's machinery.
+    const d = eligible(runtime, f, id);
+    tiers.push({ strategy: "direct", candidates: d === undefined ? [] : [d] });
+    reasons.push("model named directly");
+  }
+  const tierConfigs = route === undefined ? [] : routeTiers(route);
+  for (let k = 0; k < tierConfigs.length; k++) {
+    const tier = tierConfigs[k]!;
     const targets = tier.targets.map((t) => (typeof t === "string" ? { model: t, weight: 1 } : { model: t.model, weight: t.weight }));
     let candidates: Deployment[];
     let reason: string;
@@ -299,10 +314,6 @@ export function resolveRoute(runtime: Runtime, request: ChatRequest, caller: Cal
           candidates = pool.map((e) => e.item);
           reason = "fastest first by observed latency";
           break;
-        case "direct":
-          candidates = pool.map((e) => e.item);
-          reason = "model named directly";
-          break;
         default:
           candidates = pool.map((e) => e.item);
           reason = `${tier.strategy}: targets in listed order`;
@@ -312,8 +323,8 @@ export function resolveRoute(runtime: Runtime, request: ChatRequest, caller: Cal
     tiers.push({ strategy: tier.strategy, candidates });
     reasons.push(tierConfigs.length > 1 ? `tier ${k + 1} ${reason}` : reason);
   }
-  const strategy = tiers.map((t) => t.strategy).join(">");
-  const candidates = tiers.flatMap((t) => t.candidates);
+  const strategy = tiers.length === 1 ? tiers[0]!.strategy : tiers.map((t) => t.strategy).join(">");
+  const candidates = tiers.length === 1 ? tiers[0]!.candidates : tiers.flatMap((t) => t.candidates);
   if (candidates.length === 0) {
     const detail = f.skipped.map((s) => `${s.model}: ${s.reason}`).join("; ");
     // When the request itself rules out every candidate, it is the caller's to fix: say so with a 400.
