@@ -121,6 +121,22 @@ export function afterAnswer(fn: () => Promise<unknown>): Promise<void> {
   });
 }
 
+function runDeferred(fn: () => Promise<unknown>, onError: (err: unknown) => void): void {
+  try {
+    fn().catch(onError);
+  } catch (err) {
+    onError(err);
+  }
+}
+
+/**
+ * deferAfterAnswer is afterAnswer for bookkeeping nobody waits for: its
+ * failure goes to onError, and no promise is made for its outcome.
+ */
+export function deferAfterAnswer(fn: () => Promise<unknown>, onError: (err: unknown) => void): void {
+  process.nextTick(runDeferred, fn, onError);
+}
+
 const latencyReadersOf = new WeakMap<GatewayConfig, ReadonlySet<string>>();
 
 /**
@@ -358,6 +374,8 @@ function nonRetryableError(err: UpstreamError): GatewayError {
 }
 
 function raceWithTimer(running: readonly Attempt[], delayMs: number | undefined): Promise<Attempt | undefined> {
+  // One attempt and no hedge to start: nothing to race (the usual request).
+  if (delayMs === undefined && running.length === 1) return running[0]!.settled;
   const settled = running.map((a) => a.settled);
   if (delayMs === undefined) return Promise.race(settled);
   let timer: NodeJS.Timeout | undefined;
@@ -437,7 +455,12 @@ class Run {
 
   /** background runs store bookkeeping nobody needs to wait for (issued now: the next request through this replica sees it). */
   private background(p: Promise<unknown>): void {
-    p.catch((err: unknown) => this.onStateError(err));
+    p.catch(this.onStateError);
+  }
+
+  /** afterAnswer issues store bookkeeping nobody waits for once the answer is on its way (see afterAnswer). */
+  private afterAnswer(fn: () => Promise<unknown>): void {
+    deferAfterAnswer(fn, this.onStateError);
   }
 
   /** flush waits for tracked bookkeeping. */
@@ -939,7 +962,7 @@ class Run {
     if (r.httpStatus === 0) r.httpStatus = 200;
     const usage = a.result!.usage;
     const tokens = usage.inputTokens + usage.outputTokens;
-    this.background(afterAnswer(() => a.lease.settle(tokens)));
+    this.afterAnswer(() => a.lease.settle(tokens));
     this.healthy(a, r.latencyMs, undefined);
   }
 
@@ -949,7 +972,7 @@ class Run {
     const tokens = outcome.usage.inputTokens + outcome.usage.outputTokens;
     const c = a.c;
     if (how === "ok") {
-      this.background(afterAnswer(() => a.lease.settle(tokens)));
+      this.afterAnswer(() => a.lease.settle(tokens));
       this.healthy(a, a.record.latencyMs, a.record.timeToFirstTokenMs);
       return;
     }
@@ -968,7 +991,7 @@ class Run {
     const id = c.d.id;
     if (this.sharedLatency === undefined || this.sharedLatency.has(id)) {
       const halfLife = this.plan.latencyHalfLifeMs;
-      this.background(afterAnswer(() => this.store.recordLatency(latencyKey(id), latencyMs, ttftMs, halfLife)));
+      this.afterAnswer(() => this.store.recordLatency(latencyKey(id), latencyMs, ttftMs, halfLife));
     }
     const window = this.local.latency.window(id, ttftMs !== undefined ? "ttft" : "total");
     window.add(ttftMs ?? latencyMs);
@@ -981,7 +1004,7 @@ class Run {
     }
     if (c.verdict.kind !== "closed") return;
     const epoch = c.verdict.epoch;
-    this.background(afterAnswer(() => recordHealthSuccess(this.store, id, epoch, policy)));
+    this.afterAnswer(() => recordHealthSuccess(this.store, id, epoch, policy));
     const limit = policy.latency_p95_ms;
     if (limit === undefined) return;
     const p95 = window.p95(1)!;
