@@ -5,7 +5,7 @@ import { GatewayError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { Runtime } from "../core/runtime.js";
 import { nanoToUsdString } from "../pricing/cost.js";
-import { EXACT_WINDOW_MARGIN, measurePrompt, notePromptTokens, promptTokensFor, type PromptMeasure } from "../pricing/estimate.js";
+import { EXACT_WINDOW_MARGIN, measurePrompt, promptTokensFor, type PromptMeasure } from "../pricing/estimate.js";
 import { candidateDeployments, candidateIds, candidateTokens, encodingsFor, familyOf, worstCaseOf } from "../router/estimate.js";
 import { resolveRoute, type RoutePlan } from "../router/resolve.js";
 import { createMemoryStore } from "../state/memory-store.js";
@@ -96,33 +96,32 @@ function tokensOf(usage: Usage | undefined): number {
   return usage === undefined ? 0 : usage.inputTokens + usage.outputTokens;
 }
 
+/** RoutingMeasure is a prompt measured for admission, and the router's figure for it. */
+export interface RoutingMeasure {
+  measure: PromptMeasure;
+  /** promptTokens is what the router filters by (RoutePlan.promptTokens). */
+  promptTokens: number;
+}
+
 /**
- * measureForRouting measures the prompt for the hot path and records the
+ * measureForRouting measures the prompt for the hot path and gives the
  * router's figure: the fast approximation, or the exact o200k count when a
  * candidate's context window is within EXACT_WINDOW_MARGIN of it.
  */
-export function measureForRouting(rt: Runtime, request: ChatRequest): PromptMeasure {
-  let measure = measurePrompt(request);
+export function measureForRouting(rt: Runtime, request: ChatRequest): RoutingMeasure {
+  const measure = measurePrompt(request);
   // An unknown id is the router's to report (it names the ids this caller may use).
   const known = rt.routes.has(request.model) || rt.deployments.has(request.model);
   const deployments = known ? candidateDeployments(rt, request.model) : [];
   const output = request.sampling.maxOutputTokens ?? 0;
-  let close = false;
   for (const d of deployments) {
     const input = promptTokensFor(measure, familyOf(d), d.upstreamModel);
     if (input * (1 + EXACT_WINDOW_MARGIN) + Math.min(output, d.model.max_output_tokens) >= d.model.context_window) {
-      close = true;
-      break;
+      const exact = measurePrompt(request, { exact: encodingsFor(deployments) });
+      return { measure: exact, promptTokens: promptTokensFor(exact, "o200k") };
     }
   }
-  if (close) {
-    measure = measurePrompt(request, { exact: encodingsFor(deployments) });
-    notePromptTokens(request, promptTokensFor(measure, "o200k"));
-  } else {
-    // The router would measure the same thing again: hand it the figure.
-    notePromptTokens(request, promptTokensFor(measure, "simulated"));
-  }
-  return measure;
+  return { measure, promptTokens: promptTokensFor(measure, "simulated") };
 }
 
 /**
@@ -225,8 +224,9 @@ export function createAdmissionControl(options: AdmissionOptions = {}): Admissio
     if (r.ok) await r.release(0n);
     const s = trigger.scope;
     const degradedRequest: ChatRequest = { ...request, model: target };
-    const degradedMeasure = measureForRouting(rt, degradedRequest);
-    const degradedPlan = resolveRoute(rt, degradedRequest, withDegradeAllowed(rt, caller, target));
+    const degraded = measureForRouting(rt, degradedRequest);
+    const degradedMeasure = degraded.measure;
+    const degradedPlan = resolveRoute(rt, degradedRequest, withDegradeAllowed(rt, caller, target), { promptTokens: degraded.promptTokens });
     const why = r.ok
       ? `${scopeName(s)} has spent ${usd(trigger.committedNano)} of its $${s.budget.usd} ${s.budget.period} budget (soft limit ${Math.round(s.budget.soft_limit! * 1000) / 10}%)`
       : `the worst case of "${request.model}" (${usd(amount)}) does not fit in what is left of ${scopeName(s)}'s $${s.budget.usd} ${s.budget.period} budget`;
@@ -248,8 +248,8 @@ export function createAdmissionControl(options: AdmissionOptions = {}): Admissio
     ledger,
 
     async admit(rt, request, caller, onPlan) {
-      const measure = measureForRouting(rt, request);
-      const plan = resolveRoute(rt, request, caller);
+      const { measure, promptTokens } = measureForRouting(rt, request);
+      const plan = resolveRoute(rt, request, caller, { promptTokens });
       onPlan?.(plan);
       const budgets = budgetScopes(rt.config, caller);
       const limits = limitScopes(rt.config, caller);

@@ -18,9 +18,9 @@ import { addTextFeatures, approxTokensFromFeatures, exactTextTokens, zeroTextFea
  *   the real o200k/cl100k tokenizer (about 50-90 µs per KB; its tables load in ~150 ms on first use), exact for
  *   OpenAI models and the best base for the others.
  *
- * estimatePromptTokens is the router's single number (o200k framing): the
- * gateway may record a more exact figure for a request with
- * notePromptTokens before routing it, and the router then uses that.
+ * estimatePromptTokens is the router's single number (o200k framing); the
+ * gateway hands the router a more exact figure for a prompt that comes
+ * close to a candidate's window.
  */
 
 /** ScriptTokens are o200k-unit token counts by script. */
@@ -133,22 +133,11 @@ export function promptTokensFor(measure: PromptMeasure, family: TokenizerFamily,
 /** EXACT_WINDOW_MARGIN: an approximate estimate within this fraction of a window is re-counted exactly. */
 export const EXACT_WINDOW_MARGIN = 0.15;
 
-const noted = new WeakMap<ChatRequest, number>();
-
 /**
- * notePromptTokens records a more exact prompt size for a request (the
- * gateway does so before routing a request that comes close to a window);
- * estimatePromptTokens returns it for that request object.
- */
-export function notePromptTokens(request: ChatRequest, tokens: number): void {
-  noted.set(request, tokens);
-}
-
-/**
- * estimatePromptTokens is the router's prompt size: the noted exact figure
- * if the gateway measured one, else the fast approximation with o200k
- * framing. The simulated provider also reports it as its usage.
+ * estimatePromptTokens is the fast approximation of a request's prompt with
+ * o200k framing: the router's figure unless the gateway measured more
+ * exactly (see measureForRouting), and the simulated provider's usage.
  */
 export function estimatePromptTokens(request: ChatRequest): number {
-  return noted.get(request) ?? promptTokensFor(measurePrompt(request), "simulated");
+  return promptTokensFor(measurePrompt(request), "simulated");
 }

@@ -19,6 +19,8 @@ export interface AdapterCall {
   upstreamModel: string;
   /** signal aborts the upstream work (caller left, deadline, hedge lost). */
   signal: Cancellation;
+  /** promptTokens is the gateway's estimate of the prompt, the figure the request was routed by (when routed). */
+  promptTokens?: number;
   /**
    * onResponseHeaders, when set, is called once with the upstream's status
    * and headers as soon as they arrive, for errors too: the router learns

@@ -32,9 +32,11 @@ function lastUserText(request: ChatRequest): string {
   return "";
 }
 
-function plan(request: ChatRequest, answerTokens: number, model: AdapterCall["model"]): Plan {
+function plan(call: AdapterCall, answerTokens: number): Plan {
+  const { request, model } = call;
   const prompt = lastUserText(request);
-  const inputTokens = estimatePromptTokens(request);
+  // The gateway's own figure, so a simulated bill matches what the request was routed and reserved by.
+  const inputTokens = call.promptTokens ?? estimatePromptTokens(request);
   const last = request.messages[request.messages.length - 1];
   const tools = request.tools ?? [];
   const choice = request.toolChoice;
@@ -106,7 +108,7 @@ export function createSimulatedAdapter(provider: ProviderConfig): ProviderAdapte
     providerId: provider.id,
 
     async complete(call) {
-      const p = plan(call.request, settings.answer_tokens, call.model);
+      const p = plan(call, settings.answer_tokens);
       await wait(settings.first_token_ms + msPerToken * p.usage.outputTokens, call.signal);
       return {
         output: { text: p.text, toolCalls: p.toolCalls, reasoning: p.reasoning, refusal: "" },
@@ -116,7 +118,7 @@ export function createSimulatedAdapter(provider: ProviderConfig): ProviderAdapte
     },
 
     async *stream(call): AsyncGenerator<StreamChunk> {
-      const p = plan(call.request, settings.answer_tokens, call.model);
+      const p = plan(call, settings.answer_tokens);
       await wait(settings.first_token_ms, call.signal);
       if (p.reasoning !== "") yield { events: [{ type: "reasoning", text: p.reasoning }] };
       const words = p.text === "" ? [] : p.text.split(" ");

@@ -656,6 +656,7 @@ class Run {
       model: c.d.model,
       upstreamModel: c.d.upstreamModel,
       signal: timer.signal,
+      promptTokens: this.plan.promptTokens,
       onResponseHeaders: (status, headers) => this.onHeaders(a, status, headers),
     };
     a.settled = this.stream ? this.head(a, call) : this.whole(a, call);

@@ -242,13 +242,22 @@ function orderAuto(
   };
 }
 
+/** ResolveOptions are resolveRoute's optional inputs. */
+export interface ResolveOptions {
+  /** random drives weighted orders (tests seed it; default Math.random). */
+  random?: () => number;
+  /** promptTokens is the prompt's size as the gateway measured it (default: the fast approximation). */
+  promptTokens?: number;
+}
+
 /**
  * resolveRoute builds the plan for a request. It throws NotFound for an
  * unknown id (naming the known ones), PermissionDenied when the key may not
  * use it, and InvalidArgument or Unavailable when every candidate was
  * filtered out (the request's fault, or the deployments').
  */
-export function resolveRoute(runtime: Runtime, request: ChatRequest, caller: Caller, random: () => number = Math.random): RoutePlan {
+export function resolveRoute(runtime: Runtime, request: ChatRequest, caller: Caller, options: ResolveOptions = {}): RoutePlan {
+  const random = options.random ?? Math.random;
   const id = request.model;
   const route: RouteConfig | undefined = runtime.routes.get(id);
   const deployment = runtime.deployments.get(id);
@@ -263,7 +272,7 @@ export function resolveRoute(runtime: Runtime, request: ChatRequest, caller: Cal
   if (!caller.mayUse(id)) {
     throw new GatewayError("permission_denied", `key ${caller.keyId} is not allowed to use "${id}"`, { param: "model" });
   }
-  const promptTokens = estimatePromptTokens(request);
+  const promptTokens = options.promptTokens ?? estimatePromptTokens(request);
   const f: Filter = {
     request,
     caller,

@@ -74,7 +74,7 @@ describe("tiers", () => {
     const n = 5000;
     let bFirst = 0;
     for (let i = 0; i < n; i++) {
-      const plan = resolveRoute(runtime, req("split"), open, random);
+      const plan = resolveRoute(runtime, req("split"), open, { random });
       if (plan.candidates[0]!.id === "b/coder") bFirst++;
       assert.equal(plan.candidates[2]!.id, "a/premium");
     }

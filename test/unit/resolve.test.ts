@@ -66,7 +66,7 @@ describe("resolveRoute", () => {
     let seed = 1;
     const random = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
     let first = 0;
-    for (let i = 0; i < 4000; i++) if (resolveRoute(runtime, req("split"), open, random).candidates[0]!.id === "a/big") first++;
+    for (let i = 0; i < 4000; i++) if (resolveRoute(runtime, req("split"), open, { random }).candidates[0]!.id === "a/big") first++;
     assert.ok(Math.abs(first / 4000 - 0.75) < 0.03, `a/big first in ${first}/4000`);
   });
 

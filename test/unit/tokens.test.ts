@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import type { ChatRequest } from "../../server/core/chat.js";
-import { estimatePromptTokens, measurePrompt, notePromptTokens, promptTokensFor } from "../../server/pricing/estimate.js";
+import { estimatePromptTokens, measurePrompt, promptTokensFor } from "../../server/pricing/estimate.js";
 import { tokenizerFamily } from "../../server/pricing/families.js";
 import { claudeImageTokens, geminiImageTokens, imageSizeFromBase64, imageTokens, openaiImageTokens } from "../../server/pricing/images.js";
 import { approxTextTokens, exactTextTokens, textFeatures } from "../../server/pricing/text-tokens.js";
@@ -92,13 +92,6 @@ describe("tokenizer families", () => {
     assert.equal(promptTokensFor(m, "cl100k"), exactTextTokens(text, "cl100k_base") + 7);
   });
 
-  it("lets the gateway hand the router an exact figure for one request", () => {
-    const r = request("some text");
-    const approx = estimatePromptTokens(r);
-    notePromptTokens(r, approx + 100);
-    assert.equal(estimatePromptTokens(r), approx + 100);
-    assert.equal(estimatePromptTokens(request("some text")), approx);
-  });
 });
 
 function png(width: number, height: number): string {
@@ -157,6 +150,7 @@ describe("routing near a context window", () => {
     const { buildRuntime } = await import("../../server/core/runtime.js");
     const { configSchema } = await import("../../server/config/schema.js");
     const { measureForRouting } = await import("../../server/budgets/admission.js");
+    const { resolveRoute } = await import("../../server/router/resolve.js");
     const text = readFileSync(new URL("cjk-ja.txt", corpus), "utf8");
     const exact = promptTokensFor(measurePrompt(request(text), { exact: ["o200k_base"] }), "o200k");
     const approx = promptTokensFor(measurePrompt(request(text)), "simulated");
@@ -171,12 +165,15 @@ describe("routing near a context window", () => {
     const near = runtimeWith(Math.round(approx * 1.1));
     const far = runtimeWith(approx * 10);
     try {
-      const r1 = { ...request(text), model: "oa/gpt-4o" };
-      measureForRouting(near, r1);
-      assert.equal(estimatePromptTokens(r1), exact);
-      const r2 = { ...request(text), model: "oa/gpt-4o" };
-      measureForRouting(far, r2);
-      assert.equal(estimatePromptTokens(r2), approx);
+      const r = { ...request(text), model: "oa/gpt-4o" };
+      assert.equal(estimatePromptTokens(r), approx);
+      const nearFigure = measureForRouting(near, r).promptTokens;
+      assert.equal(nearFigure, exact);
+      assert.equal(measureForRouting(far, r).promptTokens, approx);
+      // The router filters by the figure it is handed, and by the approximation without one.
+      const caller = near.auth.authenticate(undefined);
+      assert.equal(resolveRoute(near, r, caller, { promptTokens: nearFigure }).promptTokens, exact);
+      assert.equal(resolveRoute(far, r, caller).promptTokens, approx);
     } finally {
       await near.retire();
       await far.retire();
