@@ -133,7 +133,7 @@ function runDeferred(fn: () => Promise<unknown>, onError: (err: unknown) => void
  * deferAfterAnswer is afterAnswer for bookkeeping nobody waits for: its
  * failure goes to onError, and no promise is made for its outcome.
  */
-export function deferAfterAnswer(fn: () => Promise<unknown>, onError: (err: unknown) => void): void {
+function deferAfterAnswer(fn: () => Promise<unknown>, onError: (err: unknown) => void): void {
   process.nextTick(runDeferred, fn, onError);
 }
 
