@@ -6,7 +6,7 @@ import { newId } from "../core/ids.js";
 import type { Runtime } from "../core/runtime.js";
 import { nanoToUsdString } from "../pricing/cost.js";
 import { EXACT_WINDOW_MARGIN, measurePrompt, promptTokensFor, type PromptMeasure } from "../pricing/estimate.js";
-import { candidateDeployments, candidateIds, candidateTokens, encodingsFor, familyOf, worstCaseOf } from "../router/estimate.js";
+import { candidateDeployments, candidateIds, candidateTokens, encodingsFor, familyOf, worstCaseOf, type CandidateTokens } from "../router/estimate.js";
 import { resolveRoute, type RoutePlan } from "../router/resolve.js";
 import { createMemoryStore } from "../state/memory-store.js";
 import type { StateStore } from "../state/store.js";
@@ -124,33 +124,35 @@ export function measureForRouting(rt: Runtime, request: ChatRequest): RoutingMea
   return { measure, promptTokens: promptTokensFor(measure, "simulated") };
 }
 
+/** sizesOf sizes the request on each of the plan's candidates, once for both the budget and the TPM limits. */
+function sizesOf(plan: RoutePlan, measure: PromptMeasure, request: ChatRequest): CandidateTokens[] {
+  return plan.candidates.map((d) => candidateTokens(d, measure, request));
+}
+
 /**
  * maxCostOf is the most a request can cost: the worst case of its most
  * expensive candidate, or, for a hedged route (up to hedge.max extra
  * attempts running at once, each billed), the sum of that many most
- * expensive worst cases.
+ * expensive worst cases. sizes are the candidates' (sizesOf).
  */
-function maxCostOf(plan: RoutePlan, measure: PromptMeasure, request: ChatRequest): bigint {
+function maxCostOf(plan: RoutePlan, sizes: readonly CandidateTokens[], request: ChatRequest): bigint {
   const concurrent = 1 + (plan.hedge?.max ?? 0);
   if (concurrent === 1) {
     // Without hedging only one attempt runs at a time: the single most expensive worst case.
     let max = 0n;
-    for (const d of plan.candidates) {
-      const c = worstCaseOf(d, candidateTokens(d, measure, request), request);
+    for (let i = 0; i < plan.candidates.length; i++) {
+      const c = worstCaseOf(plan.candidates[i]!, sizes[i]!, request);
       if (c > max) max = c;
     }
     return max;
   }
-  const costs = plan.candidates.map((d) => worstCaseOf(d, candidateTokens(d, measure, request), request)).sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
+  const costs = plan.candidates.map((d, i) => worstCaseOf(d, sizes[i]!, request)).sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
   return costs.slice(0, concurrent).reduce((sum, c) => sum + c, 0n);
 }
 
-function tpmTokensOf(plan: RoutePlan, measure: PromptMeasure, request: ChatRequest): number {
+function tpmTokensOf(sizes: readonly CandidateTokens[]): number {
   let max = 0;
-  for (const d of plan.candidates) {
-    const c = candidateTokens(d, measure, request);
-    max = Math.max(max, c.inputTokens + c.expectedOutputTokens);
-  }
+  for (const c of sizes) max = Math.max(max, c.inputTokens + c.expectedOutputTokens);
   return max;
 }
 
@@ -207,10 +209,10 @@ export function createAdmissionControl(options: AdmissionOptions = {}): Admissio
     request: ChatRequest,
     caller: Caller,
     plan: RoutePlan,
-    measure: PromptMeasure,
+    sizes: readonly CandidateTokens[],
   ): Promise<{ plan: RoutePlan; request: ChatRequest; degraded?: DegradeInfo; amount: bigint; release: (n: bigint) => Promise<void>; statuses: BudgetStatus[] }> {
     const id = newId();
-    let amount = maxCostOf(plan, measure, request);
+    let amount = maxCostOf(plan, sizes, request);
     let r = await ledger.reserve(store, scopes, id, amount, reservationTtlMs(plan));
     // Past a soft limit, or when the worst case does not fit, a budget with degrade_to re-routes.
     const trigger = r.ok
@@ -225,13 +227,12 @@ export function createAdmissionControl(options: AdmissionOptions = {}): Admissio
     const s = trigger.scope;
     const degradedRequest: ChatRequest = { ...request, model: target };
     const degraded = measureForRouting(rt, degradedRequest);
-    const degradedMeasure = degraded.measure;
     const degradedPlan = resolveRoute(rt, degradedRequest, withDegradeAllowed(rt, caller, target), { promptTokens: degraded.promptTokens });
     const why = r.ok
       ? `${scopeName(s)} has spent ${usd(trigger.committedNano)} of its $${s.budget.usd} ${s.budget.period} budget (soft limit ${Math.round(s.budget.soft_limit! * 1000) / 10}%)`
       : `the worst case of "${request.model}" (${usd(amount)}) does not fit in what is left of ${scopeName(s)}'s $${s.budget.usd} ${s.budget.period} budget`;
     degradedPlan.reason = `degraded from "${request.model}" to "${target}" by budget: ${why}; ${degradedPlan.reason}`;
-    amount = maxCostOf(degradedPlan, degradedMeasure, degradedRequest);
+    amount = maxCostOf(degradedPlan, sizesOf(degradedPlan, degraded.measure, degradedRequest), degradedRequest);
     r = await ledger.reserve(store, scopes, id, amount, reservationTtlMs(degradedPlan));
     if (!r.ok) throw exhausted(r.refused[0]!, amount, ledger.now());
     return {
@@ -258,8 +259,9 @@ export function createAdmissionControl(options: AdmissionOptions = {}): Admissio
       }
       const store = storeOf(rt);
       // Both are issued before either is awaited (with Redis, one round trip).
-      const limiting = acquireLimits(store, limits, tpmTokensOf(plan, measure, request));
-      const reserving = budgets.length === 0 ? undefined : reserveBudget(rt, store, budgets, request, caller, plan, measure);
+      const sizes = sizesOf(plan, measure, request);
+      const limiting = acquireLimits(store, limits, tpmTokensOf(sizes));
+      const reserving = budgets.length === 0 ? undefined : reserveBudget(rt, store, budgets, request, caller, plan, sizes);
       // A refusal by the limits is answered before the reservation is looked at: it must not go unhandled meanwhile.
       reserving?.catch(() => undefined);
       let ticket: LimitTicket;
