@@ -1,6 +1,7 @@
 import type { Caller } from "../auth/keys.js";
 import type { BudgetConfig, GatewayConfig, TeamConfig } from "../config/schema.js";
 import { usdToNano } from "../pricing/cost.js";
+import { allOf } from "../state/all-of.js";
 import type { StateStore } from "../state/store.js";
 import { periodWindow, type PeriodWindow } from "./periods.js";
 
@@ -137,15 +138,10 @@ export function createBudgetLedger(options: BudgetLedgerOptions = {}): BudgetLed
         const ttlMs = Math.max(1, window.endMs - at) + RETAIN_AFTER_PERIOD_MS;
         return { s, window, key: currentKey(s, window), ttlMs };
       });
-      const reserve = (h: (typeof held)[number]) => store.reserve(h.key, reservationId, amountNano, h.s.limitNano, h.ttlMs, reservationTtlMs);
-      const results = held.length === 1 ? [await reserve(held[0]!)] : await Promise.all(held.map(reserve));
+      const results = await allOf(held, (h) => store.reserve(h.key, reservationId, amountNano, h.s.limitNano, h.ttlMs, reservationTtlMs));
       const statuses = held.map((h, i) => statusOf(h.s, h.window, results[i]!.committed, results[i]!.reserved));
       const release = async (actualNano: bigint, which: (i: number) => boolean) => {
-        if (held.length === 1) {
-          if (which(0)) await store.settle(held[0]!.key, reservationId, actualNano, held[0]!.ttlMs);
-          return;
-        }
-        await Promise.all(held.map((h, i) => (which(i) ? store.settle(h.key, reservationId, actualNano, h.ttlMs) : undefined)));
+        await allOf(held, (h, i) => (which(i) ? store.settle(h.key, reservationId, actualNano, h.ttlMs) : undefined));
       };
       if (results.every((r) => r.ok)) {
         let settled = false;

@@ -1,6 +1,7 @@
 import type { Caller } from "../auth/keys.js";
 import type { GatewayConfig, LimitsConfig } from "../config/schema.js";
 import { GatewayError } from "../core/errors.js";
+import { allOf } from "../state/all-of.js";
 import type { StateStore, WindowRequest, WindowsResult } from "../state/store.js";
 import { teamOf } from "./ledger.js";
 
@@ -113,12 +114,7 @@ function ticketFor(store: StateStore, scopes: readonly LimitScope[], groups: rea
       if (reconciled) return;
       reconciled = true;
       const actual = Math.max(0, Math.round(actualTokens));
-      if (tpm.length === 1) {
-        const delta = actual - tpm[0]!.amount;
-        if (delta !== 0) await store.windowAdjust(tpm[0]!.key, delta, WINDOW_MS);
-        return;
-      }
-      await Promise.all(tpm.map((t) => (actual === t.amount ? undefined : store.windowAdjust(t.key, actual - t.amount, WINDOW_MS))));
+      await allOf(tpm, (t) => (actual === t.amount ? undefined : store.windowAdjust(t.key, actual - t.amount, WINDOW_MS)));
     },
   };
 }
@@ -133,7 +129,7 @@ export async function acquireLimits(store: StateStore, scopes: readonly LimitSco
   const groups = scopes.map((scope) => groupOf(scope, tokens));
   // A scope's windows are taken all or nothing, and all scopes at once (one round trip under Redis);
   // a scope's refusal gives back what the other scopes took.
-  const results = groups.length === 1 ? [await store.windowsAcquire(groups[0]!, WINDOW_MS)] : await Promise.all(groups.map((g) => store.windowsAcquire(g, WINDOW_MS)));
+  const results = await allOf(groups, (g) => store.windowsAcquire(g, WINDOW_MS));
   const refused = results.findIndex((r) => !r.allowed);
   if (refused < 0) return ticketFor(store, scopes, groups);
   const taken = groups.filter((_, i) => results[i]!.allowed).flat();

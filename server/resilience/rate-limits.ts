@@ -1,5 +1,6 @@
 import type { ChatRequest } from "../core/chat.js";
 import type { Deployment } from "../core/runtime.js";
+import { allOf } from "../state/all-of.js";
 import type { StateStore } from "../state/store.js";
 import type { Wakeup } from "./wait.js";
 
@@ -134,9 +135,7 @@ export async function acquireCapacity(store: StateStore, wakeup: Wakeup, d: Depl
     }
   }
   // The provider's windows and the deployment's are two groups, each taken all or nothing, both in one round trip.
-  const results = await Promise.all(
-    groups.map((g) => store.windowsAcquire(g.map((e) => ({ key: e.key, amount: e.tokens ? tokens : 1, limit: e.limit })), LIMIT_WINDOW_MS)),
-  );
+  const results = await allOf(groups, (g) => store.windowsAcquire(g.map((e) => ({ key: e.key, amount: e.tokens ? tokens : 1, limit: e.limit })), LIMIT_WINDOW_MS));
   if (totals !== undefined) groups.forEach((g, i) => g.forEach((e, j) => totals.set(e.key, results[i]!.windows[j]!.used)));
   if (results.some((r) => !r.allowed)) {
     const giveBack: Array<Promise<void>> = [];
@@ -167,14 +166,14 @@ export async function acquireCapacity(store: StateStore, wakeup: Wakeup, d: Depl
         settled = true;
         const delta = Math.round(actualTokens) - tokens;
         if (delta === 0 || tokenKeys.length === 0) return;
-        await Promise.all(tokenKeys.map((k) => store.windowAdjust(k, delta, LIMIT_WINDOW_MS)));
+        await allOf(tokenKeys, (k) => store.windowAdjust(k, delta, LIMIT_WINDOW_MS));
         // Capacity came back: waiting batch requests on this replica try again now.
         if (delta < 0) for (const k of tokenKeys) wakeup.wake(k);
       },
       async release() {
         if (settled) return;
         settled = true;
-        await Promise.all(entries.map((e) => store.windowAdjust(e.key, -(e.tokens ? tokens : 1), LIMIT_WINDOW_MS)));
+        await allOf(entries, (e) => store.windowAdjust(e.key, -(e.tokens ? tokens : 1), LIMIT_WINDOW_MS));
         for (const e of entries) wakeup.wake(e.key);
       },
     },
