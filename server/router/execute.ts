@@ -110,20 +110,12 @@ export interface ExecOptions {
  * settles as fn's does.
  */
 export function afterAnswer(fn: () => Promise<unknown>): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    process.nextTick(() => {
-      try {
-        fn().then(() => resolve(), reject);
-      } catch (err) {
-        reject(err);
-      }
-    });
-  });
+  return new Promise<void>((resolve, reject) => process.nextTick(runDeferred, fn, () => resolve(), reject));
 }
 
-function runDeferred(fn: () => Promise<unknown>, onError: (err: unknown) => void): void {
+function runDeferred(fn: () => Promise<unknown>, onDone: (() => void) | undefined, onError: (err: unknown) => void): void {
   try {
-    fn().catch(onError);
+    fn().then(onDone, onError);
   } catch (err) {
     onError(err);
   }
@@ -134,7 +126,7 @@ function runDeferred(fn: () => Promise<unknown>, onError: (err: unknown) => void
  * failure goes to onError, and no promise is made for its outcome.
  */
 function deferAfterAnswer(fn: () => Promise<unknown>, onError: (err: unknown) => void): void {
-  process.nextTick(runDeferred, fn, onError);
+  process.nextTick(runDeferred, fn, undefined, onError);
 }
 
 const latencyReadersOf = new WeakMap<GatewayConfig, ReadonlySet<string>>();
