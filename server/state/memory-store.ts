@@ -19,9 +19,10 @@ import type { LatencyStats, ReserveResult, StateStore, WindowRequest, WindowResu
  * oldest first. An entry counts while `now - time < windowMs`, so a limit
  * holds over every windowMs span (not per calendar minute), and
  * retryAfterMs is exact: the time until the oldest entries whose release
- * makes room expire. Memory per window is one entry per admission within
- * the window — bounded by the limit for request counts, and by requests
- * per window for token counts.
+ * makes room expire. Admissions in the same millisecond share one entry
+ * (they count, and leave, together), so memory per window is bounded by
+ * the limit for request counts and by windowMs entries (one per
+ * millisecond) however fast requests come.
  *
  * Keys expire lazily when read and through a periodic sweep on an unref'd
  * timer, so memory stays bounded by live keys.
@@ -125,10 +126,19 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
   function append(log: WindowLog, t: number, amount: number, windowMs: number): void {
     // Times stay non-decreasing even if the clock steps back: an entry then
     // lives slightly longer, which can only under-admit, never over-admit.
-    const last = log.times.length > log.head ? log.times[log.times.length - 1]! : t;
+    const live = log.times.length > log.head;
+    const last = live ? log.times[log.times.length - 1]! : t;
     const at = Math.max(t, last);
-    log.times.push(at);
-    log.amounts.push(amount);
+    if (live && at === last) {
+      // Same time, same expiry: one entry holds both. A busy window grows by
+      // at most one entry per millisecond instead of one per admission, and
+      // giving back from the newest entries takes the same amounts either way.
+      const i = log.amounts.length - 1;
+      log.amounts[i] = log.amounts[i]! + amount;
+    } else {
+      log.times.push(at);
+      log.amounts.push(amount);
+    }
     log.sum += amount;
     log.expiresAt = Math.max(log.expiresAt, at + windowMs);
   }

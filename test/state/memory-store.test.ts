@@ -60,6 +60,28 @@ describe("memory store on a controlled clock", () => {
     assert.equal(await store.windowUsage("k", 1000), 0);
   });
 
+  it("admissions in one millisecond count and leave together, and later ones keep their own time", async () => {
+    const { store, advance } = clocked();
+    await store.windowAcquire("k", 3, 10, 1000); // t=0
+    await store.windowAcquire("k", 4, 10, 1000); // t=0, the same entry
+    advance(500);
+    assert.deepEqual(await store.windowAcquire("k", 2, 10, 1000), { allowed: true, used: 9, retryAfterMs: 0 }); // t=500
+    // 5 more need 4 freed: both t=0 admissions leave at t=1000, 500 ms from now.
+    assert.deepEqual(await store.windowAcquire("k", 5, 10, 1000), { allowed: false, used: 9, retryAfterMs: 500 });
+    await store.windowAdjust("k", 1, 1000); // t=500, with the 2
+    await store.windowAdjust("k", -6, 1000); // the t=500 entry (3), then 3 of t=0's 7
+    assert.equal(await store.windowUsage("k", 1000), 4);
+    advance(499);
+    assert.equal(await store.windowUsage("k", 1000), 4);
+    advance(1); // t=1000: what is left of t=0 leaves
+    assert.equal(await store.windowUsage("k", 1000), 0);
+    await store.windowAcquire("k", 1, 10, 1000); // t=1000
+    advance(400);
+    await store.windowAcquire("k", 2, 10, 1000); // t=1400
+    advance(600); // t=2000: only the t=1000 admission has left
+    assert.equal(await store.windowUsage("k", 1000), 2);
+  });
+
   it("reservations lapse exactly at reservationTtlMs and keys at ttlMs", async () => {
     const { store, advance } = clocked();
     await store.reserve("b", "a", 5n, 10n, 10_000, 1000);
