@@ -32,15 +32,14 @@ export interface LimitTicket {
   reconcile(actualTokens: number): Promise<void>;
 }
 
-// A key's (or team's) limits never change (a reload builds new objects), so its scope is built once per caller identity.
-const keyScopes = new WeakMap<LimitsConfig, LimitScope>();
-const teamScopes = new WeakMap<LimitsConfig, LimitScope>();
+// Limits belong to one key or team and never change (a reload builds new objects), so a scope is built once per limits object.
+const scopeCache = new WeakMap<LimitsConfig, LimitScope>();
 
-function scopeOf(cache: WeakMap<LimitsConfig, LimitScope>, kind: LimitScope["kind"], id: string, limits: LimitsConfig): LimitScope {
-  const known = cache.get(limits);
-  if (known !== undefined && known.id === id) return known;
+function scopeOf(kind: LimitScope["kind"], id: string, limits: LimitsConfig): LimitScope {
+  const known = scopeCache.get(limits);
+  if (known !== undefined && known.kind === kind && known.id === id) return known;
   const scope: LimitScope = { kind, id, limits };
-  cache.set(limits, scope);
+  scopeCache.set(limits, scope);
   return scope;
 }
 
@@ -48,10 +47,10 @@ function scopeOf(cache: WeakMap<LimitsConfig, LimitScope>, kind: LimitScope["kin
 export function limitScopes(config: GatewayConfig, caller: Caller): LimitScope[] {
   const scopes: LimitScope[] = [];
   const keyLimits = caller.key?.limits;
-  if (keyLimits !== undefined && (keyLimits.rpm !== undefined || keyLimits.tpm !== undefined)) scopes.push(scopeOf(keyScopes, "key", caller.keyId, keyLimits));
+  if (keyLimits !== undefined && (keyLimits.rpm !== undefined || keyLimits.tpm !== undefined)) scopes.push(scopeOf("key", caller.keyId, keyLimits));
   const team = teamOf(config, caller);
   const teamLimits = team?.limits;
-  if (teamLimits !== undefined && (teamLimits.rpm !== undefined || teamLimits.tpm !== undefined)) scopes.push(scopeOf(teamScopes, "team", team!.id, teamLimits));
+  if (teamLimits !== undefined && (teamLimits.rpm !== undefined || teamLimits.tpm !== undefined)) scopes.push(scopeOf("team", team!.id, teamLimits));
   return scopes;
 }
 
