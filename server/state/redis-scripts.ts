@@ -1,11 +1,15 @@
 import { createHash } from "node:crypto";
 
 /**
- * The Redis store's Lua scripts. Every multi-step operation is one script,
- * so it is atomic across replicas; every key a script touches is passed in
- * KEYS and shares one hash tag (one Cluster slot). Time comes from the
- * Redis server's TIME inside the script, so replicas with skewed clocks
- * agree on every window and expiry.
+ * The Redis store's Lua script. Every multi-step operation is one Lua
+ * function, so it is atomic across replicas, and one script runs a batch
+ * of operations: the store sends the operations issued in one turn of the
+ * event loop as one EVALSHA (see redis-store.ts), not one each. Every key
+ * an operation touches is passed in KEYS, and one operation's keys share
+ * one hash tag (one Cluster slot); a batch spans several, which a
+ * standalone Redis runs as one script (a Cluster client would batch per
+ * slot). Time comes from the Redis server's TIME, read once per batch, so
+ * replicas with skewed clocks agree on every window and expiry.
  *
  * Layouts (K = `${prefix}:{${logicalKey}}`; for a window, whose group is
  * its logical key without the last ":" segment, K = `${prefix}:{${group}}:${last}`,
@@ -19,7 +23,7 @@ import { createHash } from "node:crypto";
  * - reservations: `K:r` hash; field `c` = committed total as a decimal
  *   string, field `r:<id>` = `<amount>|<expiresAtMs>`, field `t` = the
  *   total of the `r:` fields present, field `x` = a lower bound on their
- *   expiry. Amounts and totals use decimal-string arithmetic in Lua (Lua
+ *   expiry, field `e` = when the hash's own expiry was last set to. Amounts and totals use decimal-string arithmetic in Lua (Lua
  *   numbers are doubles and would lose precision above 2^53 nano-USD ≈ 9
  *   million USD), so totals are exact at any size. A call reads the kept
  *   total, so its cost does not grow with the requests in flight; once a
@@ -38,21 +42,41 @@ export interface LuaScript {
   readonly sha: string;
 }
 
-/** SERVER_CLOCK_PRELUDE defines now_ms() from the Redis server's clock. */
+/**
+ * SERVER_CLOCK_PRELUDE defines now_ms() from the Redis server's clock,
+ * read once per call: the operations of one batch run at one instant.
+ */
 export const SERVER_CLOCK_PRELUDE = `
 if redis.replicate_commands then redis.replicate_commands() end
+local __now
 local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+  if __now == nil then
+    local t = redis.call('TIME')
+    __now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+  end
+  return __now
 end
 `;
 
-// Helpers, in three groups, so that each script defines only the ones it
-// uses (defining functions is part of every call's cost).
+// Helpers. Defining functions is part of every call's cost (the batch
+// script defines them all, once per call, not once per operation).
 const FORMAT_HELPERS = `
 local function fmt(x)
   if x == math.floor(x) and math.abs(x) < 1e15 then return string.format('%d', x) end
   return string.format('%.17g', x)
+end
+
+-- Times as strings, formatted once per call of the script: formatting a
+-- number costs about as much as a Redis call's own work, and every
+-- operation of a batch shares one clock (the same few instants).
+local __times = {}
+local function ms(x)
+  local text = __times[x]
+  if text == nil then
+    text = fmt(x)
+    __times[x] = text
+  end
+  return text
 end
 `;
 
@@ -138,7 +162,7 @@ local function open_window(z, m, now, window, keep_old)
   end
   if w.n > 0 and not keep_old then
     -- Scores are whole milliseconds, so this drops exactly the entries with score <= now - window.
-    local cutoff = math.floor(now - window)
+    local cutoff = ms(math.floor(now - window))
     local old = redis.call('ZRANGEBYSCORE', z, '-inf', cutoff)
     if #old > 0 then
       for i = 1, #old do w.sum = w.sum - member_amount(old[i]) end
@@ -158,9 +182,11 @@ end
 -- Adds an entry to an open window, timed at the next whole millisecond:
 -- it may count up to 1 ms longer, never shorter, and whole numbers are
 -- cheap for Redis to format and parse (17-digit fractions are not).
-local function window_add(w, now, amount)
+-- amount_text, when given, is amount as the caller wrote it (any text
+-- tonumber reads back as amount), which spares formatting it again.
+local function window_add(w, now, amount, amount_text)
   w.seq = w.seq + 1
-  redis.call('ZADD', w.z, math.ceil(now), fmt(w.seq) .. ':' .. fmt(amount))
+  redis.call('ZADD', w.z, ms(math.ceil(now)), fmt(w.seq) .. ':' .. (amount_text or fmt(amount)))
   w.sum = w.sum + amount
   w.n = w.n + 1
   w.dirty = true
@@ -230,7 +256,7 @@ end
 local out = { fits and 1 or 0 }
 for i = 1, #ws do
   local w = ws[i]
-  if fits and w.amount > 0 then window_add(w, now, w.amount) end
+  if fits and w.amount > 0 then window_add(w, now, w.amount, ARGV[2 * i]) end
   close_window(w, now, window)
   local at = 3 * i - 1
   out[at + 1] = fmt(w.sum)
@@ -251,7 +277,7 @@ local now = now_ms()
 -- An adjustment needs no current total, so it leaves expired entries to the next acquire.
 local w = open_window(z, m, now, window, true)
 if delta > 0 then
-  window_add(w, now, delta)
+  window_add(w, now, delta, ARGV[1])
   close_window(w, now, window)
   return 1
 end
@@ -309,14 +335,14 @@ end
 
 -- Reads a reservation hash's totals and, when field is given, that
 -- reservation's value (false when absent). A recount deletes expired
--- reservations only when writable.
+-- reservations only when writable. xs is x as stored, until x changes.
 local function open_reserve(h, now, writable, field)
   local v
-  if field then v = redis.call('HMGET', h, 'c', 't', 'x', field) else v = redis.call('HMGET', h, 'c', 't', 'x') end
-  local r = { c = v[1] or '0', t = v[2], x = tonumber(v[3]), prev = v[4] or false, recounted = false, exists = v[1] ~= false or v[2] ~= false }
+  if field then v = redis.call('HMGET', h, 'c', 't', 'x', 'e', field) else v = redis.call('HMGET', h, 'c', 't', 'x', 'e') end
+  local r = { c = v[1] or '0', t = v[2], x = tonumber(v[3]), xs = v[3], e = tonumber(v[4]) or 0, prev = v[5] or false, recounted = false, exists = v[1] ~= false or v[2] ~= false }
   if r.t ~= false and (r.x == nil or r.x > now) then return r end
   local all = redis.call('HGETALL', h)
-  r.t, r.x, r.prev, r.recounted = '0', nil, false, true
+  r.t, r.x, r.xs, r.prev, r.recounted = '0', nil, false, false, true
   r.exists = #all > 0
   for i = 1, #all, 2 do
     local f, val = all[i], all[i + 1]
@@ -326,7 +352,7 @@ local function open_reserve(h, now, writable, field)
         if writable then redis.call('HDEL', h, f) end
       else
         r.t = sadd(r.t, a)
-        if r.x == nil or exp < r.x then r.x = exp end
+        if r.x == nil or exp < r.x then r.x, r.xs = exp, false end
         if f == field then r.prev = val end
       end
     end
@@ -334,19 +360,31 @@ local function open_reserve(h, now, writable, field)
   return r
 end
 
--- Writes the totals of a reservation hash back, with another field when given.
-local function save_reserve(h, r, t, field, value)
-  local args = {'HSET', h, 't', t}
+-- Writes the totals of a reservation hash back, with another field when
+-- given. With ttl, the hash is kept at least ttl from now: its expiry is
+-- set an eighth of ttl (at most a minute) beyond that and kept in field e,
+-- so PEXPIRE runs only when the hash would expire too early, not on every
+-- write (a budget's hash asks for the same instant, its period's end plus
+-- retention, on every request).
+local function save_reserve(h, r, t, field, value, now, ttl)
+  -- Sized once by its constructor, filled in place.
+  local args = {'HSET', h, 't', t, false, false, false, false, false, false}
+  local n = 4
   if field then
-    args[#args + 1] = field
-    args[#args + 1] = value
+    args[n + 1], args[n + 2], n = field, value, n + 2
   end
   if r.x ~= nil then
-    args[#args + 1] = 'x'
-    args[#args + 1] = fmt(r.x)
+    if not r.xs then r.xs = fmt(r.x) end
+    args[n + 1], args[n + 2], n = 'x', r.xs, n + 2
   end
-  redis.call(unpack(args))
+  local renew = ttl ~= nil and r.e < now + ttl
+  if renew then
+    r.e = math.ceil(now + ttl + math.min(ttl / 8, 60000))
+    args[n + 1], args[n + 2], n = 'e', fmt(r.e), n + 2
+  end
+  redis.call(unpack(args, 1, n))
   if r.x == nil and r.recounted then redis.call('HDEL', h, 'x') end
+  if renew then redis.call('PEXPIRE', h, r.e - math.floor(now)) end
 end
 `;
 
@@ -367,10 +405,9 @@ if scmp(sadd(sadd(r.c, others), amount), limit) > 0 then
   return {0, r.c, r.t}
 end
 local expires = math.ceil(now + tonumber(ARGV[5]))
-if r.x == nil or expires < r.x then r.x = expires end
+if r.x == nil or expires < r.x then r.x, r.xs = expires, false end
 local reserved = sadd(others, amount)
-save_reserve(h, r, reserved, field, amount .. '|' .. fmt(expires))
-redis.call('PEXPIRE', h, math.ceil(tonumber(ARGV[4])))
+save_reserve(h, r, reserved, field, amount .. '|' .. fmt(expires), now, tonumber(ARGV[4]))
 return {1, r.c, reserved}
 `;
 
@@ -378,14 +415,14 @@ return {1, r.c, reserved}
 const SETTLE = `
 local h = KEYS[1]
 local field = 'r:' .. ARGV[1]
-local r = open_reserve(h, now_ms(), true, field)
+local now = now_ms()
+local r = open_reserve(h, now, true, field)
 local t = r.t
 if r.prev then
   t = ssub(t, (parse_reservation(r.prev)))
   redis.call('HDEL', h, field)
 end
-save_reserve(h, r, t, 'c', sadd(r.c, ARGV[2]))
-redis.call('PEXPIRE', h, math.ceil(tonumber(ARGV[3])))
+save_reserve(h, r, t, 'c', sadd(r.c, ARGV[2]), now, tonumber(ARGV[3]))
 return 1
 `;
 
@@ -439,39 +476,88 @@ if tonumber(s[3]) > 0 then tm = s[4] end
 return {fmt(math.floor(tonumber(s[1]) * decay + 0.5)), s[2], tm}
 `;
 
-/** RedisScripts is the set of scripts the Redis store runs. */
-export interface RedisScripts {
-  windowsAcquire: LuaScript;
-  windowAdjust: LuaScript;
-  windowUsage: LuaScript;
-  reserve: LuaScript;
-  settle: LuaScript;
-  readReserve: LuaScript;
-  casJson: LuaScript;
-  recordLatency: LuaScript;
-  readLatency: LuaScript;
+// The batch: KEYS are every operation's keys, in order; ARGV is the
+// number of operations, then for each its name, key count, argument count
+// and arguments. Each operation runs as its own function under pcall, so
+// one that fails (a key of the wrong type) answers its own error reply and
+// the others still run. Returns one reply per operation, in order.
+const BATCH = `
+local ops = {
+  windowsAcquire = op_windowsAcquire, windowAdjust = op_windowAdjust, windowUsage = op_windowUsage,
+  reserve = op_reserve, settle = op_settle, readReserve = op_readReserve,
+  casJson = op_casJson, recordLatency = op_recordLatency, readLatency = op_readLatency,
 }
+local out = {}
+local k, a = 1, 2
+for i = 1, tonumber(ARGV[1]) do
+  local fn, nk, na = ops[ARGV[a]], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  -- Built whole by one constructor each: growing a table element by element costs more than the operation.
+  local keys, args = { unpack(KEYS, k, k + nk - 1) }, { unpack(ARGV, a + 3, a + 2 + na) }
+  k, a = k + nk, a + 3 + na
+  if fn == nil then
+    out[i] = redis.error_reply('ERR unknown state operation')
+  else
+    local ok, res = pcall(fn, keys, args)
+    if ok then
+      out[i] = res
+    elseif type(res) == 'table' and res.err then
+      out[i] = redis.error_reply(res.err)
+    else
+      out[i] = redis.error_reply(tostring(res))
+    end
+  end
+end
+return out
+`;
 
-function script(name: string, prelude: string, helpers: readonly string[], body: string): LuaScript {
-  const source = `${prelude}\n${FORMAT_HELPERS}\n${helpers.join("\n")}\n${body}`;
-  return { name, source, sha: createHash("sha1").update(source).digest("hex") };
+/** RedisOp names one operation of the batch script. */
+export type RedisOp = "windowsAcquire" | "windowAdjust" | "windowUsage" | "reserve" | "settle" | "readReserve" | "casJson" | "recordLatency" | "readLatency";
+
+const OPERATIONS: Record<RedisOp, string> = {
+  windowsAcquire: WINDOWS_ACQUIRE,
+  windowAdjust: WINDOW_ADJUST,
+  windowUsage: WINDOW_USAGE,
+  reserve: RESERVE,
+  settle: SETTLE,
+  readReserve: READ_RESERVE,
+  casJson: CAS_JSON,
+  recordLatency: RECORD_LATENCY,
+  readLatency: READ_LATENCY,
+};
+
+/** BatchOp is one operation of a batch: what it does, its keys (one hash tag) and its arguments. */
+export interface BatchOp {
+  op: RedisOp;
+  keys: readonly string[];
+  args: readonly (string | number)[];
 }
 
 /**
- * buildRedisScripts assembles the scripts around a clock prelude that
- * defines `now_ms()`: SERVER_CLOCK_PRELUDE in production; tests substitute
- * a prelude that reads the time from an extra argument, to move the clock.
+ * batchArguments lays operations out as the batch script's arguments after
+ * the script itself: the key count, every key, then ARGV. The replies come
+ * back as an array, one per operation, in order; an operation that failed
+ * is an error reply in its place.
  */
-export function buildRedisScripts(prelude: string = SERVER_CLOCK_PRELUDE): RedisScripts {
-  return {
-    windowsAcquire: script("windowsAcquire", prelude, [WINDOW_HELPERS], WINDOWS_ACQUIRE),
-    windowAdjust: script("windowAdjust", prelude, [WINDOW_HELPERS], WINDOW_ADJUST),
-    windowUsage: script("windowUsage", prelude, [WINDOW_HELPERS], WINDOW_USAGE),
-    reserve: script("reserve", prelude, [DECIMAL_HELPERS, RESERVATION_HELPERS], RESERVE),
-    settle: script("settle", prelude, [DECIMAL_HELPERS, RESERVATION_HELPERS], SETTLE),
-    readReserve: script("readReserve", prelude, [DECIMAL_HELPERS, RESERVATION_HELPERS], READ_RESERVE),
-    casJson: script("casJson", prelude, [], CAS_JSON),
-    recordLatency: script("recordLatency", prelude, [], RECORD_LATENCY),
-    readLatency: script("readLatency", prelude, [], READ_LATENCY),
-  };
+export function batchArguments(ops: readonly BatchOp[]): [numKeys: number, ...keysAndArgs: (string | number)[]] {
+  const keys: string[] = [];
+  const argv: (string | number)[] = [ops.length];
+  for (const o of ops) {
+    for (const key of o.keys) keys.push(key);
+    argv.push(o.op, o.keys.length, o.args.length);
+    for (const arg of o.args) argv.push(arg);
+  }
+  return [keys.length, ...keys, ...argv];
+}
+
+/**
+ * buildBatchScript assembles the batch script around a clock prelude that
+ * defines `now_ms()`: SERVER_CLOCK_PRELUDE in production; tests substitute
+ * a prelude that reads the time from an extra last argument, to move the
+ * clock.
+ */
+export function buildBatchScript(prelude: string = SERVER_CLOCK_PRELUDE): LuaScript {
+  // Each operation's body reads its own KEYS and ARGV: the function's parameters, which shadow the batch's.
+  const functions = Object.entries(OPERATIONS).map(([name, body]) => `local function op_${name}(KEYS, ARGV)\n${body}\nend`);
+  const source = [prelude, FORMAT_HELPERS, DECIMAL_HELPERS, WINDOW_HELPERS, RESERVATION_HELPERS, ...functions, BATCH].join("\n");
+  return { name: "batch", source, sha: createHash("sha1").update(source).digest("hex") };
 }

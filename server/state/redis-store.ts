@@ -15,14 +15,15 @@ import {
 } from "./args.js";
 import { createMemoryStore } from "./memory-store.js";
 import { createReadCache } from "./read-cache.js";
-import { buildRedisScripts, type LuaScript } from "./redis-scripts.js";
+import { batchArguments, buildBatchScript, type BatchOp, type RedisOp } from "./redis-scripts.js";
 import type { LatencyStats, ReserveResult, StateStore, WindowRequest, WindowResult, WindowsResult } from "./store.js";
 
 /**
  * The Redis state store: N replicas on one Redis share every window,
  * budget, breaker and latency statistic. Each multi-step operation is one
- * Lua script (redis-scripts.ts), run with EVALSHA and re-sent with EVAL
- * when the server does not have it cached (a restarted Redis).
+ * Lua function of the batch script (redis-scripts.ts); the operations
+ * issued in one turn of the event loop run in one EVALSHA, re-sent with
+ * EVAL when the server does not have the script cached (a restarted Redis).
  *
  * Failing fast and falling back: the client has no offline queue and a
  * short command timeout, so a down or stuck Redis fails a call within
@@ -58,6 +59,20 @@ export interface RedisStoreOptions {
 // Long enough that an event-loop stall under load is not mistaken for a dead Redis (which would
 // make limits per-replica for a while), short enough that a hung Redis costs one slow request.
 export const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
+
+/**
+ * MAX_BATCH_OPS bounds the operations in one call of the batch script:
+ * Redis runs a script to its end before any other client's command, so an
+ * unbounded batch (a burst of thousands of requests in one turn) would
+ * hold every other replica up for as long.
+ */
+const MAX_BATCH_OPS = 64;
+
+/** PendingOp is a script operation waiting for its turn's batch to be sent. */
+interface PendingOp extends BatchOp {
+  resolve(reply: unknown): void;
+  reject(err: unknown): void;
+}
 
 // Replies that mean "this server cannot serve now", not "the script is wrong".
 const UNAVAILABLE_REPLY = /^(BUSY|LOADING|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN)\b/;
@@ -95,7 +110,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStateStore {
   const connectTimeoutMs = options.connectTimeoutMs ?? 1000;
   const probeIntervalMs = options.probeIntervalMs ?? 1000;
   const maxReconnectDelayMs = options.maxReconnectDelayMs ?? 2000;
-  const scripts = buildRedisScripts();
+  const batchScript = buildBatchScript();
 
   const client = new Redis(options.url, {
     connectTimeout: connectTimeoutMs,
@@ -198,32 +213,87 @@ export function createRedisStore(options: RedisStoreOptions): RedisStateStore {
   // of the Redis-backed gateway (c=16, bench config: writes 4.0 → 2.2 per
   // request, two of them the HTTP answer and upstream call; CPU per request
   // 339 → 280 µs). At c=1 a turn holds one request: p50 675 vs 662 µs,
-  // within the noise. Unlike
-  // ioredis's auto-pipelining (which also defers to setImmediate), commands
-  // are never held back while an earlier batch is in flight, and no
-  // Pipeline object is built.
+  // within the noise. Unlike ioredis's auto-pipelining (which also defers
+  // to setImmediate), commands are never held back while an earlier batch
+  // is in flight, and no Pipeline object is built.
+  //
+  // Script operations issued in the turn go further: they travel as one
+  // call of the batch script (redis-scripts.ts), so a request's admission
+  // (the provider's windows, the key's windows, the budget reservation) is
+  // one EVALSHA instead of three, and so is its settlement. Each EVALSHA
+  // costs a client command (a promise, a timer, its encoding and reply
+  // parsing) and a script call in Redis, whatever it does. Every operation
+  // keeps its own atomicity and its own reply or error; a batch only makes
+  // operations that already ran back to back run as one. A plain command
+  // (GET, SET) sends the batch so far before itself, so commands still
+  // reach Redis in the order they were issued.
   let corked: NetStream | undefined;
-  function uncork(): void {
+  let turnEnding = false;
+  let pending: PendingOp[] = [];
+
+  function endTurn(): void {
+    turnEnding = false;
+    flushOps();
     const stream = corked;
     corked = undefined;
     stream?.uncork();
   }
-  function batch(): void {
+
+  function holdTurn(): void {
+    if (!turnEnding) {
+      turnEnding = true;
+      setImmediate(endTurn);
+    }
     if (corked !== undefined) return;
     const stream = client.stream as NetStream | undefined;
     if (stream === undefined || typeof stream.cork !== "function") return;
     stream.cork();
     corked = stream;
-    setImmediate(uncork);
   }
 
-  function evalScript(script: LuaScript, keys: string[], args: (string | number)[]): Promise<unknown> {
-    batch();
-    return client.evalsha(script.sha, keys.length, ...keys, ...args).catch((err: unknown) => {
-      if (err instanceof ReplyError && (err as Error).message.startsWith("NOSCRIPT")) {
-        return client.eval(script.source, keys.length, ...keys, ...args);
-      }
-      throw err;
+  // plainCommand issues a command outside the batch script, after the operations issued before it.
+  function plainCommand<T>(send: () => Promise<T>): Promise<T> {
+    flushOps();
+    holdTurn();
+    return send();
+  }
+
+  function flushOps(): void {
+    if (pending.length === 0) return;
+    const ops = pending;
+    pending = [];
+    const args = batchArguments(ops);
+    client
+      .evalsha(batchScript.sha, ...args)
+      .catch((err: unknown) => {
+        if (err instanceof ReplyError && (err as Error).message.startsWith("NOSCRIPT")) return client.eval(batchScript.source, ...args);
+        throw err;
+      })
+      .then(
+        (replies) => {
+          if (!Array.isArray(replies) || replies.length !== ops.length) {
+            const err = new Error(`state store: the batch script answered ${Array.isArray(replies) ? replies.length : typeof replies} replies for ${ops.length} operations`);
+            for (const o of ops) o.reject(err);
+            return;
+          }
+          for (let i = 0; i < ops.length; i++) {
+            const reply: unknown = replies[i];
+            if (reply instanceof Error) ops[i]!.reject(reply);
+            else ops[i]!.resolve(reply);
+          }
+        },
+        (err: unknown) => {
+          for (const o of ops) o.reject(err);
+        },
+      );
+  }
+
+  function callOp(op: RedisOp, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      holdTurn();
+      pending.push({ op, keys, args, resolve, reject });
+      // A bounded batch bounds how long one script call holds Redis.
+      if (pending.length >= MAX_BATCH_OPS) flushOps();
     });
   }
 
@@ -259,7 +329,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStateStore {
       args.push(r.amount, r.limit);
     }
     return run(
-      () => evalScript(scripts.windowsAcquire, keys, args),
+      () => callOp("windowsAcquire", keys, args),
       (raw) => {
         const flat = raw as Array<number | string>;
         const windows: WindowResult[] = requests.map((_, i) => ({ allowed: flat[3 * i + 1] === 1, used: Number(flat[3 * i + 2]), retryAfterMs: flat[3 * i + 3] as number }));
@@ -291,7 +361,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStateStore {
       checkPositiveMs("windowMs", windowMs);
       if (delta === 0) return;
       return run(
-        () => evalScript(scripts.windowAdjust, windowKeys(logical), [delta, windowMs]),
+        () => callOp("windowAdjust", windowKeys(logical), [delta, windowMs]),
         ok,
         (local) => local.windowAdjust(logical, delta, windowMs),
       );
@@ -301,7 +371,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStateStore {
       checkKey(logical);
       checkPositiveMs("windowMs", windowMs);
       return run(
-        () => evalScript(scripts.windowUsage, windowKeys(logical), [windowMs]),
+        () => callOp("windowUsage", windowKeys(logical), [windowMs]),
         (raw) => Number(raw as string),
         (local) => local.windowUsage(logical, windowMs),
       );
@@ -316,7 +386,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStateStore {
       checkPositiveMs("reservationTtlMs", reservationTtlMs);
       return run(
         () =>
-          evalScript(scripts.reserve, [key(logical, "r")], [id, amount.toString(), limit.toString(), ttlMs, reservationTtlMs]),
+          callOp("reserve", [key(logical, "r")], [id, amount.toString(), limit.toString(), ttlMs, reservationTtlMs]),
         (raw) => {
           const [okFlag, committed, reserved] = raw as [number, string, string];
           return { ok: okFlag === 1, committed: BigInt(committed), reserved: BigInt(reserved) };
@@ -331,7 +401,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStateStore {
       checkNonNegativeBigint("actual", actual);
       checkPositiveMs("ttlMs", ttlMs);
       return run(
-        () => evalScript(scripts.settle, [key(logical, "r")], [id, actual.toString(), ttlMs]),
+        () => callOp("settle", [key(logical, "r")], [id, actual.toString(), ttlMs]),
         ok,
         (local) => local.settle(logical, id, actual, ttlMs),
       );
@@ -340,7 +410,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStateStore {
     async readReserve(logical) {
       checkKey(logical);
       return run(
-        () => evalScript(scripts.readReserve, [key(logical, "r")], []),
+        () => callOp("readReserve", [key(logical, "r")], []),
         (raw) => {
           const [committed, reserved] = raw as [string, string];
           return { committed: BigInt(committed), reserved: BigInt(reserved) };
@@ -356,9 +426,8 @@ export function createRedisStore(options: RedisStoreOptions): RedisStateStore {
           const k = key(logical, "j");
           const cached = reads.lookup(k);
           if (cached !== undefined) return Promise.resolve(cached);
-          batch();
           const ticket = reads.begin();
-          const text = client.get(k);
+          const text = plainCommand(() => client.get(k));
           if (ticket === undefined) return text;
           return Promise.all([text, client.pttl(k)]).then(([t, pttl]) => {
             reads.complete(ticket, k, t, pttl);
@@ -379,8 +448,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStateStore {
         () => {
           const k = key(logical, "j");
           reads.forget(k);
-          batch();
-          return client.set(k, text, "PX", Math.ceil(ttlMs));
+          return plainCommand(() => client.set(k, text, "PX", Math.ceil(ttlMs)));
         },
         ok,
         (local) => local.setJson(logical, value, ttlMs),
@@ -396,7 +464,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStateStore {
         () => {
           const k = key(logical, "j");
           reads.forget(k);
-          return evalScript(scripts.casJson, [k], [expected === undefined ? "0" : "1", expectedText, nextText, ttlMs]);
+          return callOp("casJson", [k], [expected === undefined ? "0" : "1", expectedText, nextText, ttlMs]);
         },
         (raw) => raw === 1,
         (local) => local.casJson(logical, expected, next, ttlMs),
@@ -410,8 +478,8 @@ export function createRedisStore(options: RedisStoreOptions): RedisStateStore {
       checkPositiveMs("halfLifeMs", halfLifeMs);
       return run(
         () =>
-          evalScript(
-            scripts.recordLatency,
+          callOp(
+            "recordLatency",
             [key(logical, "l")],
             [latencyMs, ttftMs ?? "", halfLifeMs, halfLifeMs * LATENCY_TTL_HALF_LIVES],
           ),
@@ -423,7 +491,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStateStore {
     async readLatency(logical): Promise<LatencyStats | undefined> {
       checkKey(logical);
       return run(
-        () => evalScript(scripts.readLatency, [key(logical, "l")], []),
+        () => callOp("readLatency", [key(logical, "l")], []),
         (raw) => {
           if (raw === null) return undefined;
           const [samples, ewmaMs, ewmaTtftMs] = raw as [string, string, string];
@@ -436,6 +504,8 @@ export function createRedisStore(options: RedisStoreOptions): RedisStateStore {
     async close() {
       if (closed) return;
       closed = true;
+      // Operations issued before close() still go out, ahead of QUIT.
+      flushOps();
       reads.close();
       if (probeTimer !== undefined) clearInterval(probeTimer);
       const local = fallback;

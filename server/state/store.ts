@@ -110,9 +110,11 @@ export interface StateStore {
 
   /**
    * reserve atomically adds `amount` to the key's reserved total when
-   * committed + reserved + amount <= limit. The key expires `ttlMs` after its
-   * last write (periods end; a crashed replica's reservations must not live
-   * forever — reservations also expire individually after reservationTtlMs).
+   * committed + reserved + amount <= limit. The key lasts `ttlMs` after its
+   * last write (the Redis store keeps it up to an eighth of ttlMs, at most
+   * a minute, longer, so that it need not renew the expiry on every write):
+   * periods end, and a crashed replica's reservations must not live
+   * forever — reservations also expire individually after reservationTtlMs.
    * Reserving an id that is already reserved replaces its amount. Totals are
    * exact at any size (no int64 or 2^53 ceiling).
    */

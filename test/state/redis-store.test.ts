@@ -7,7 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { after, afterEach, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import pino, { type Logger } from "pino";
-import { buildRedisScripts } from "../../server/state/redis-scripts.js";
+import { batchArguments, buildBatchScript, type RedisOp } from "../../server/state/redis-scripts.js";
 import { createRedisStore, type RedisStateStore, type RedisStoreOptions } from "../../server/state/redis-store.js";
 import type { StateStore } from "../../server/state/store.js";
 import { describeStoreBehaviour, freshKey } from "./store-behaviour.js";
@@ -239,6 +239,85 @@ describe("redis store: two replicas on one Redis", () => {
   });
 });
 
+describe("redis store: operations of one turn travel as one batch", () => {
+  // A private server, so its command counts are this suite's alone.
+  const server = new PrivateRedis();
+  let direct: Redis;
+  let store: StateStore;
+  const evalshas = async () => Number(/cmdstat_evalsha:calls=(\d+)/.exec((await direct.info("commandstats")) as string)?.[1] ?? 0);
+  before(async () => {
+    await server.start();
+    direct = new Redis({ port: server.port, host: "127.0.0.1" });
+    store = createRedisStore({ url: `redis://127.0.0.1:${server.port}`, keyPrefix: prefix, logger: silent, commandTimeoutMs: 2000 });
+  });
+  after(async () => {
+    await store.close();
+    direct.disconnect();
+    await server.stop();
+  });
+
+  it("sends the operations issued in one turn as one EVALSHA, and each gets its own reply", async () => {
+    const key = freshKey("batch-one");
+    await store.windowUsage(`${key}:tpm`, 60_000);
+    const before = await evalshas();
+    const [acquired, reserved, usage] = await Promise.all([
+      store.windowsAcquire([{ key: `${key}:rpm`, amount: 1, limit: 5 }], 60_000),
+      store.reserve(key, "r1", 7n, 100n, 60_000, 60_000),
+      store.windowUsage(`${key}:tpm`, 60_000),
+    ]);
+    assert.deepEqual(acquired, { allowed: true, windows: [{ allowed: true, used: 1, retryAfterMs: 0 }] });
+    assert.deepEqual(reserved, { ok: true, committed: 0n, reserved: 7n });
+    assert.equal(usage, 0);
+    assert.equal((await evalshas()) - before, 1);
+  });
+
+  it("a plain command sends the operations issued before it first, so Redis applies them in the order they were issued", async () => {
+    const key = freshKey("batch-order");
+    // The compare-and-set (a script operation) is issued before the SET (a plain command): it must find the key absent.
+    const [swapped] = await Promise.all([store.casJson(key, undefined, { v: 1 }, 60_000), store.setJson(key, { v: 2 }, 60_000)]);
+    assert.equal(swapped, true);
+    assert.deepEqual(await store.getJson(key), { v: 2 });
+  });
+
+  it("one operation's error is its own: the others in its batch still run", async () => {
+    const key = freshKey("batch-error");
+    // A string where the window's sorted set belongs.
+    await direct.set(`${prefix}:{${key}}:rpm:w`, "not a sorted set");
+    const [broken, fine] = await Promise.allSettled([store.windowAcquire(`${key}:rpm`, 1, 5, 60_000), store.reserve(key, "r1", 1n, 10n, 60_000, 60_000)]);
+    assert.equal(broken.status, "rejected");
+    assert.match(String((broken as PromiseRejectedResult).reason), /WRONGTYPE/);
+    assert.deepEqual(fine, { status: "fulfilled", value: { ok: true, committed: 0n, reserved: 1n } });
+    assert.ok(store.healthy(), "a wrong key is the caller's error, not an unreachable Redis");
+  });
+
+  it("a burst larger than one batch goes out in bounded batches, and every operation is answered", async () => {
+    const key = freshKey("batch-burst");
+    const before = await evalshas();
+    const results = await Promise.all(Array.from({ length: 200 }, () => store.windowAcquire(`${key}:rpm`, 1, 150, 60_000)));
+    assert.equal(results.filter((r) => r.allowed).length, 150);
+    // 200 acquires in batches of at most 64: 64 + 64 + 64 + 8.
+    assert.equal((await evalshas()) - before, 4);
+    assert.equal(await store.windowUsage(`${key}:rpm`, 60_000), 150);
+  });
+
+  it("a reservation hash lasts at least ttlMs after every write, without an expiry renewed on each", async () => {
+    const key = freshKey("batch-ttl");
+    const hash = `${prefix}:{${key}}:r`;
+    await store.reserve(key, "r1", 1n, 10n, 10_000, 60_000);
+    const first = await direct.pttl(hash);
+    // Set an eighth beyond the asked 10 s.
+    assert.ok(first > 11_000 && first <= 11_251, String(first));
+    await sleep(300);
+    await store.settle(key, "r1", 1n, 10_000);
+    const kept = await direct.pttl(hash);
+    assert.ok(kept >= 10_000 && kept < first - 250, `not renewed: ${kept} after ${first}`);
+    // A write that asks for longer than the expiry lasts renews it.
+    await store.reserve(key, "r2", 1n, 10n, 20_000, 60_000);
+    const longer = await direct.pttl(hash);
+    assert.ok(longer > 20_000 && longer <= 22_501, String(longer));
+  });
+});
+
 describe("redis store: cached JSON reads (client tracking)", () => {
   // A private server, so its command counts are this suite's alone.
   const server = new PrivateRedis();
@@ -326,14 +405,28 @@ describe("redis store: cached JSON reads (client tracking)", () => {
   });
 });
 
-// The production scripts with now_ms() reading the time from an extra last
+// The production script with now_ms() reading the time from an extra last
 // argument, so the Lua logic can be checked at exact instants.
 describe("redis scripts on a controlled clock", () => {
-  const scripts = buildRedisScripts("local __now = tonumber(table.remove(ARGV))\nlocal function now_ms() return __now end\n");
+  const script = buildBatchScript("local __now = tonumber(table.remove(ARGV))\nlocal function now_ms() return __now end\n");
   const k = (logical: string, s: string) => `${prefix}:{${logical}}:${s}`;
+  // Runs one operation through the batch script at instant `now`.
+  const call = async (op: RedisOp, keys: string[], args: (string | number)[], now: number) => {
+    const [reply] = (await admin.eval(script.source, ...batchArguments([{ op, keys, args }]), now)) as unknown[];
+    if (reply instanceof Error) throw reply;
+    return reply;
+  };
   // One window through windowsAcquire: its reply is {allowed, then that window's had-room, used, retryAfterMs}.
   const acquire = async (logical: string, amount: number, limit: number, windowMs: number, now: number) =>
-    ((await admin.eval(scripts.windowsAcquire.source, 2, k(logical, "w"), k(logical, "wm"), windowMs, amount, limit, now)) as [number, number, string, number]).slice(1);
+    ((await call("windowsAcquire", [k(logical, "w"), k(logical, "wm")], [windowMs, amount, limit], now)) as [number, number, string, number]).slice(1);
+
+  it("runs a batch's operations in order, at one instant", async () => {
+    const key = freshKey("lua-batch");
+    const once = { op: "windowsAcquire" as const, keys: [k(key, "w"), k(key, "wm")], args: [1000, 1, 1] };
+    const replies = await admin.eval(script.source, ...batchArguments([once, once, { op: "windowUsage", keys: once.keys, args: [1000] }]), 4e6);
+    // The second finds the first's entry, which leaves a whole window after this instant.
+    assert.deepEqual(replies, [[1, 1, "1", 0], [0, 0, "1", 1000], "1"]);
+  });
 
   it("an entry counts while now - time < windowMs and leaves exactly at windowMs", async () => {
     const key = freshKey("lua-edge");
@@ -356,15 +449,15 @@ describe("redis scripts on a controlled clock", () => {
     const key = freshKey("lua-adjust");
     await acquire(key, 10, 100, 1000, 7e6);
     await acquire(key, 10, 100, 1000, 7e6 + 500);
-    await admin.eval(scripts.windowAdjust.source, 2, k(key, "w"), k(key, "wm"), -15, 1000, 7e6 + 500);
-    assert.equal(await admin.eval(scripts.windowUsage.source, 2, k(key, "w"), k(key, "wm"), 1000, 7e6 + 500), "5");
-    assert.equal(await admin.eval(scripts.windowUsage.source, 2, k(key, "w"), k(key, "wm"), 1000, 7e6 + 1000), "0");
+    await call("windowAdjust", [k(key, "w"), k(key, "wm")], [-15, 1000], 7e6 + 500);
+    assert.equal(await call("windowUsage", [k(key, "w"), k(key, "wm")], [1000], 7e6 + 500), "5");
+    assert.equal(await call("windowUsage", [k(key, "w"), k(key, "wm")], [1000], 7e6 + 1000), "0");
   });
 
   it("windowAdjust leaves expired entries to the next acquire, and the totals stay exact", async () => {
     const key = freshKey("lua-adjust-late");
-    const adjust = (delta: number, now: number) => admin.eval(scripts.windowAdjust.source, 2, k(key, "w"), k(key, "wm"), delta, 1000, now);
-    const usage = (now: number) => admin.eval(scripts.windowUsage.source, 2, k(key, "w"), k(key, "wm"), 1000, now);
+    const adjust = (delta: number, now: number) => call("windowAdjust", [k(key, "w"), k(key, "wm")], [delta, 1000], now);
+    const usage = (now: number) => call("windowUsage", [k(key, "w"), k(key, "wm")], [1000], now);
     await acquire(key, 5, 10, 1000, 8e6);
     await acquire(key, 4, 10, 1000, 8e6 + 600);
     // At +1200 the first entry has left; the adjustment takes from the newest (4 -> 1) without dropping it.
@@ -383,22 +476,22 @@ describe("redis scripts on a controlled clock", () => {
   it("a reservation lapses exactly at its expiry", async () => {
     const key = freshKey("lua-resv");
     const h = k(key, "r");
-    assert.deepEqual(await admin.eval(scripts.reserve.source, 1, h, "a", "5", "10", 60_000, 1000, 2e6), [1, "0", "5"]);
-    assert.deepEqual(await admin.eval(scripts.readReserve.source, 1, h, 2e6 + 999), ["0", "5"]);
-    assert.deepEqual(await admin.eval(scripts.readReserve.source, 1, h, 2e6 + 1000), ["0", "0"]);
-    assert.deepEqual(await admin.eval(scripts.reserve.source, 1, h, "b", "10", "10", 60_000, 1000, 2e6 + 1000), [1, "0", "10"]);
+    assert.deepEqual(await call("reserve", [h], ["a", "5", "10", 60_000, 1000], 2e6), [1, "0", "5"]);
+    assert.deepEqual(await call("readReserve", [h], [], 2e6 + 999), ["0", "5"]);
+    assert.deepEqual(await call("readReserve", [h], [], 2e6 + 1000), ["0", "0"]);
+    assert.deepEqual(await call("reserve", [h], ["b", "10", "10", 60_000, 1000], 2e6 + 1000), [1, "0", "10"]);
   });
 
   it("latency decays by half-life: an observation one half-life old weighs half", async () => {
     const key = freshKey("lua-lat");
     const h = k(key, "l");
-    await admin.eval(scripts.recordLatency.source, 1, h, 100, 10, 1000, 60_000, 3e6);
-    await admin.eval(scripts.recordLatency.source, 1, h, 400, "", 1000, 60_000, 3e6 + 1000);
-    const [samples, ewma, ttft] = (await admin.eval(scripts.readLatency.source, 1, h, 3e6 + 1000)) as [string, string, string];
+    await call("recordLatency", [h], [100, 10, 1000, 60_000], 3e6);
+    await call("recordLatency", [h], [400, "", 1000, 60_000], 3e6 + 1000);
+    const [samples, ewma, ttft] = (await call("readLatency", [h], [], 3e6 + 1000)) as [string, string, string];
     assert.equal(samples, "2");
     assert.ok(Math.abs(Number(ewma) - 300) < 1e-9, `ewma ${ewma}`);
     assert.equal(Number(ttft), 10);
-    const [later] = (await admin.eval(scripts.readLatency.source, 1, h, 3e6 + 3000)) as [string];
+    const [later] = (await call("readLatency", [h], [], 3e6 + 3000)) as [string];
     assert.equal(later, "0");
   });
 });
