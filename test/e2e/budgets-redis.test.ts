@@ -23,7 +23,9 @@ describe("budgets and limits across two replicas on one Redis", () => {
 
   // A budget of 37.5 requests, at the cost of one request (the simulator answers 12 tokens).
   const config = (unitCost: bigint) => ({
-    state: { backend: "redis", url: "redis://127.0.0.1:6379", key_prefix: prefix },
+    // A generous command timeout: a loaded test machine's event-loop stall must not send a replica to its
+    // local fallback (per-replica budgets, tested elsewhere) in the middle of a count.
+    state: { backend: "redis", url: "redis://127.0.0.1:6379", key_prefix: prefix, command_timeout_ms: 10_000 },
     providers: [simulatedProvider("sim", { first_token_ms: 2 })],
     models: [{ id: "sim/a", provider: "sim", context_window: 32_000, max_output_tokens: 4096, pricing: { input: 2, output: 8 } }],
     keys: [
@@ -65,6 +67,9 @@ describe("budgets and limits across two replicas on one Redis", () => {
     );
   }
 
+  // Warnings that a replica left Redis for its local state (which would make the counts per replica).
+  const fallbacks = () => gateways.flatMap((g) => g.logs.filter((l) => /redis unreachable/.test(String(l.msg))).map((l) => String(l.err)));
+
   async function spend(token: string, gw = gateways[0]!): Promise<Spend> {
     return (await (await fetch(`${gw.url}/v1/spend`, { headers: { authorization: `Bearer ${token}` } })).json()) as Spend;
   }
@@ -73,6 +78,7 @@ describe("budgets and limits across two replicas on one Redis", () => {
     // Each request reserves its worst case, which here equals its actual cost (max_tokens = the answer's length).
     const statuses = await hammer("k-exact", 200, 12);
     const admitted = statuses.filter((s) => s === 200).length;
+    assert.deepEqual(fallbacks(), [], "both replicas stayed on Redis");
     assert.equal(admitted, 37);
     assert.deepEqual([...new Set(statuses.filter((s) => s !== 200))], [429]);
     for (const gw of gateways) {
