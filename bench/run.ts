@@ -276,9 +276,18 @@ async function main(): Promise<void> {
     startGateway: (launch) =>
       startGatewayProcess(
         launch.name,
-        launch.upstreamOrigin === undefined
+        launch.upstreamOrigin === undefined && launch.redisUrl === undefined
           ? memoryConfig
-          : writeBenchConfig(workDir, `gateway-${launch.name.replace(/[^a-z0-9]+/gi, "-")}.yaml`, benchGatewayConfig({ upstreamOrigin: launch.upstreamOrigin, scenarios: scenariosOf(plan), state: { backend: "memory" }, maxConnections })),
+          : writeBenchConfig(
+              workDir,
+              `gateway-${launch.name.replace(/[^a-z0-9]+/gi, "-")}.yaml`,
+              benchGatewayConfig({
+                upstreamOrigin: launch.upstreamOrigin ?? upstream.origin,
+                scenarios: scenariosOf(plan),
+                state: launch.redisUrl === undefined ? { backend: "memory" } : { backend: "redis", url: launch.redisUrl, key_prefix: `${redisPrefix}-${launch.name.replace(/[^a-z0-9]+/gi, "-")}` },
+                maxConnections,
+              }),
+            ),
         launch,
       ),
   };

@@ -25,6 +25,8 @@ export interface GatewayLaunch {
   cpus?: string;
   /** upstreamOrigin points the gateway at another upstream than the shared one. */
   upstreamOrigin?: string;
+  /** redisUrl puts the gateway's state on the Redis at this URL (under its own key prefix) instead of in memory. */
+  redisUrl?: string;
   /** wrapper is a command the gateway runs under (such as valgrind). */
   wrapper?: string[];
   /** timeoutMs bounds the wait for readiness (default 20 s). */
@@ -41,7 +43,7 @@ export interface BenchContext {
   progress: Progress;
   pinning: Pinning;
   upstream: ServerProcess;
-  /** startGateway starts another gateway process on the memory-state config (stopped by the caller, or at the end). */
+  /** startGateway starts another gateway process on the bench config, memory state unless launch says otherwise (stopped by the caller, or at the end). */
   startGateway(launch: GatewayLaunch): Promise<ServerProcess>;
 }
 

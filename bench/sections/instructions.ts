@@ -1,11 +1,13 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createPool, type Send, streamSender, unarySender } from "../load.js";
 import { UNARY_SCENARIO } from "../plan.js";
 import type { Section } from "../report.js";
-import { compiled, spawnServer, type ServerProcess } from "../servers.js";
+import { redisReachable } from "../redis-check.js";
+import { compiled, freePort, spawnServer, type ServerProcess } from "../servers.js";
 import { spread } from "../stats.js";
 import { restSpec } from "../targets.js";
 import type { BenchContext } from "./common.js";
@@ -22,6 +24,12 @@ import type { BenchContext } from "./common.js";
  * whose work depends on timing. Kernel time (system calls) is not counted,
  * and an instruction is not a fixed time (cache misses are not counted):
  * read the ratio beside the CPU-time figures, not instead of them.
+ *
+ * The gateway is counted again on Redis state, against a private
+ * redis-server that runs under callgrind too: the Redis figures of the
+ * latency section move with the machine's noise far more than their
+ * difference, while these counts (the gateway's client work, and Redis's
+ * own per request) show a change to the Redis path in one run.
  */
 
 /** CONCURRENCY is the load generator's concurrency under valgrind, which serializes the target onto one core. */
@@ -97,6 +105,69 @@ async function countTarget(ctx: BenchContext, server: ServerProcess, isGateway: 
   }
 }
 
+/** RedisCounts are a non-streaming request's instructions with Redis state: the gateway's main thread's, and Redis's. */
+interface RedisCounts {
+  gatewayPerRequest: number;
+  redisPerRequest: number;
+  errors: number;
+}
+
+/** dumpTotal reads the instruction total of a single-file dump (a process counted without separate threads). */
+function dumpTotal(file: string): number {
+  const m = /^(?:totals|summary):\s+(\d+)/m.exec(readFileSync(file, "utf8"));
+  if (m === null) throw new Error(`no totals line in ${file}`);
+  return Number(m[1]);
+}
+
+/**
+ * countRedisState counts non-streaming requests through a gateway on Redis
+ * state, both under callgrind; it returns why not when it cannot.
+ */
+async function countRedisState(ctx: BenchContext, dir: string, wrapper: (name: string) => string[]): Promise<RedisCounts | string> {
+  if (!available("redis-server")) return "redis-server is not installed";
+  const { warmRequests, requests } = ctx.plan.instructions;
+  const port = await freePort();
+  const url = `redis://127.0.0.1:${port}`;
+  ctx.progress.step("instructions · starting a private Redis under valgrind");
+  // One dump file for all of Redis's threads (its commands run on the main one).
+  const valgrind = ["--tool=callgrind", "--instr-atstart=no", `--callgrind-out-file=${join(dir, "redis")}`];
+  const redis = spawn("valgrind", [...valgrind, "redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+  const exited = once(redis, "exit");
+  try {
+    const deadline = Date.now() + 60_000;
+    while (!(await redisReachable(url))) {
+      if (redis.exitCode !== null || Date.now() > deadline) return "the private redis-server did not start under valgrind";
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    ctx.progress.step("instructions · starting the gateway on Redis state under valgrind");
+    const gw = await ctx.startGateway({ name: "gateway-redis (callgrind)", wrapper: wrapper("gateway-redis"), timeoutMs: 120_000, redisUrl: url });
+    const pool = createPool(gw.origin);
+    const unary = unarySender(pool, restSpec({ isGateway: true }, UNARY_SCENARIO, false));
+    const control = (pid: number, ...args: string[]) => execFileSync("callgrind_control", [...args, String(pid)], { stdio: "ignore" });
+    try {
+      ctx.progress.step("instructions · gateway on Redis state · warm-up");
+      let errors = await sendCount(warmRequests, unary);
+      control(gw.pid, "--instr=on");
+      control(redis.pid!, "--instr=on");
+      ctx.progress.step(`instructions · gateway on Redis state · ${requests} requests`);
+      errors += await sendCount(requests, unary);
+      control(gw.pid, "--dump");
+      control(redis.pid!, "--dump");
+      return {
+        gatewayPerRequest: mainThreadInstructions(join(dir, "gateway-redis.1-01")) / requests,
+        redisPerRequest: dumpTotal(join(dir, "redis.1")) / requests,
+        errors,
+      };
+    } finally {
+      await pool.close();
+      await gw.stop();
+    }
+  } finally {
+    if (redis.exitCode === null) redis.kill("SIGTERM");
+    await exited;
+  }
+}
+
 /** instructionsSection counts instructions per request and per chunk for the floor and the gateway. */
 export async function instructionsSection(ctx: BenchContext): Promise<Section> {
   const base = { id: "instructions", title: "Instructions per request and per streamed chunk (callgrind, main thread)", columns: [] as Section["columns"] };
@@ -133,6 +204,7 @@ export async function instructionsSection(ctx: BenchContext): Promise<Section> {
     servers.push(gw);
     const gateway = await countTarget(ctx, gw, true, join(dir, "gateway"), "gateway");
     await gw.stop();
+    const onRedis = await countRedisState(ctx, dir, wrapper);
 
     const { shortChunks, longChunks } = ctx.plan.chunkCpu;
     const perChunk = (c: Counts) => (c.perLongStream - c.perShortStream) / (longChunks - shortChunks);
@@ -144,7 +216,14 @@ export async function instructionsSection(ctx: BenchContext): Promise<Section> {
         ratio: { value: spread([g / f]), unit: "×" as const },
       },
     });
-    const errors = floor.errors + gateway.errors;
+    const errors = floor.errors + gateway.errors + (typeof onRedis === "string" ? 0 : onRedis.errors);
+    const redisRows =
+      typeof onRedis === "string"
+        ? []
+        : [
+            row("instructions per request (non-streaming), Redis state", floor.perRequest, onRedis.gatewayPerRequest),
+            { figure: "Redis server's instructions per request (non-streaming)", cells: { gateway: { value: spread([onRedis.redisPerRequest]), unit: "count" as const } } },
+          ];
     return {
       ...base,
       columns: [
@@ -156,13 +235,17 @@ export async function instructionsSection(ctx: BenchContext): Promise<Section> {
         row("instructions per request (non-streaming)", floor.perRequest, gateway.perRequest),
         row(`instructions per ${ctx.plan.chunkCpu.shortChunks}-chunk stream`, floor.perShortStream, gateway.perShortStream),
         row("instructions per streamed chunk (marginal)", perChunk(floor), perChunk(gateway)),
+        ...redisRows,
       ],
       notes: [
         `One run per target: ${ctx.plan.instructions.requests} requests and ${ctx.plan.instructions.streams} streams of each length after a warm-up of ${ctx.plan.instructions.warmRequests} requests and ${ctx.plan.instructions.warmStreams} streams of each length, ${CONCURRENCY} at a time. The gateway runs its bench configuration on memory state.`,
+        typeof onRedis === "string"
+          ? `Redis state not counted: ${onRedis}.`
+          : `On Redis state (a private redis-server, also under callgrind, all its threads counted): ${ctx.plan.instructions.requests} non-streaming requests after a warm-up of ${ctx.plan.instructions.warmRequests}.`,
         "Counts are of the main thread only and exclude kernel time and cache misses. Runs of the same build usually agree within 2% (V8 optimizes a little differently from run to run; now and then by more): compare builds over two runs each.",
         ...(errors > 0 ? [`${errors} requests failed under valgrind; their work is in the counts.`] : []),
       ],
-      raw: { floor, gateway },
+      raw: { floor, gateway, onRedis },
     };
   } finally {
     for (const s of servers) await s.stop();
