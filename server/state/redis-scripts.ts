@@ -23,9 +23,11 @@ import { createHash } from "node:crypto";
  * - reservations: `K:r` hash; field `c` = committed total as a decimal
  *   string, field `r:<id>` = `<amount>|<expiresAtMs>`, field `t` = the
  *   total of the `r:` fields present, field `x` = a lower bound on their
- *   expiry, field `e` = when the hash's own expiry was last set to. Amounts and totals use decimal-string arithmetic in Lua (Lua
- *   numbers are doubles and would lose precision above 2^53 nano-USD ≈ 9
- *   million USD), so totals are exact at any size. A call reads the kept
+ *   expiry, field `e` = the instant the hash's own expiry was last set to
+ *   (absent in hashes older builds wrote: then it is set). Amounts and
+ *   totals use decimal-string arithmetic in Lua (Lua numbers are doubles
+ *   and would lose precision above 2^53 nano-USD ≈ 9 million USD), so
+ *   totals are exact at any size. A call reads the kept
  *   total, so its cost does not grow with the requests in flight; once a
  *   reservation may have expired (x <= now) the totals are recounted and
  *   expired reservations deleted.
