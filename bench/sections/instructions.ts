@@ -54,11 +54,16 @@ async function sendCount(n: number, send: Send): Promise<number> {
   return errors;
 }
 
-/** mainThreadInstructions reads the instruction total of a dump's main-thread file. */
-function mainThreadInstructions(file: string): number {
+/** dumpInstructions reads the instruction total of one dump file (with separate threads, one thread's). */
+function dumpInstructions(file: string): number {
   const m = /^totals:\s+(\d+)/m.exec(readFileSync(file, "utf8"));
   if (m === null) throw new Error(`no totals line in ${file}`);
   return Number(m[1]);
+}
+
+/** callgrindControl sends callgrind_control a command for a process (--instr=on, --dump). */
+function callgrindControl(pid: number, ...args: string[]): void {
+  execFileSync("callgrind_control", [...args, String(pid)], { stdio: "ignore" });
 }
 
 interface Counts {
@@ -76,7 +81,7 @@ async function countTarget(ctx: BenchContext, server: ServerProcess, isGateway: 
   const unary = unarySender(pool, restSpec(target, UNARY_SCENARIO, false));
   const shortStream = streamSender(pool, restSpec(target, short, true));
   const longStream = streamSender(pool, restSpec(target, long, true));
-  const control = (...args: string[]) => execFileSync("callgrind_control", [...args, String(server.pid)], { stdio: "ignore" });
+  const control = (...args: string[]) => callgrindControl(server.pid, ...args);
   try {
     ctx.progress.step(`instructions · ${label} · warm-up`);
     let errors = await sendCount(warmRequests, unary);
@@ -95,9 +100,9 @@ async function countTarget(ctx: BenchContext, server: ServerProcess, isGateway: 
     control("--dump");
     control("--instr=off");
     return {
-      perRequest: mainThreadInstructions(`${outFile}.1-01`) / requests,
-      perShortStream: mainThreadInstructions(`${outFile}.2-01`) / streams,
-      perLongStream: mainThreadInstructions(`${outFile}.3-01`) / streams,
+      perRequest: dumpInstructions(`${outFile}.1-01`) / requests,
+      perShortStream: dumpInstructions(`${outFile}.2-01`) / streams,
+      perLongStream: dumpInstructions(`${outFile}.3-01`) / streams,
       errors,
     };
   } finally {
@@ -110,13 +115,6 @@ interface RedisCounts {
   gatewayPerRequest: number;
   redisPerRequest: number;
   errors: number;
-}
-
-/** dumpTotal reads the instruction total of a single-file dump (a process counted without separate threads). */
-function dumpTotal(file: string): number {
-  const m = /^(?:totals|summary):\s+(\d+)/m.exec(readFileSync(file, "utf8"));
-  if (m === null) throw new Error(`no totals line in ${file}`);
-  return Number(m[1]);
 }
 
 /**
@@ -143,19 +141,18 @@ async function countRedisState(ctx: BenchContext, dir: string, wrapper: (name: s
     const gw = await ctx.startGateway({ name: "gateway-redis (callgrind)", wrapper: wrapper("gateway-redis"), timeoutMs: 120_000, redisUrl: url });
     const pool = createPool(gw.origin);
     const unary = unarySender(pool, restSpec({ isGateway: true }, UNARY_SCENARIO, false));
-    const control = (pid: number, ...args: string[]) => execFileSync("callgrind_control", [...args, String(pid)], { stdio: "ignore" });
     try {
       ctx.progress.step("instructions · gateway on Redis state · warm-up");
       let errors = await sendCount(warmRequests, unary);
-      control(gw.pid, "--instr=on");
-      control(redis.pid!, "--instr=on");
+      callgrindControl(gw.pid, "--instr=on");
+      callgrindControl(redis.pid!, "--instr=on");
       ctx.progress.step(`instructions · gateway on Redis state · ${requests} requests`);
       errors += await sendCount(requests, unary);
-      control(gw.pid, "--dump");
-      control(redis.pid!, "--dump");
+      callgrindControl(gw.pid, "--dump");
+      callgrindControl(redis.pid!, "--dump");
       return {
-        gatewayPerRequest: mainThreadInstructions(join(dir, "gateway-redis.1-01")) / requests,
-        redisPerRequest: dumpTotal(join(dir, "redis.1")) / requests,
+        gatewayPerRequest: dumpInstructions(join(dir, "gateway-redis.1-01")) / requests,
+        redisPerRequest: dumpInstructions(join(dir, "redis.1")) / requests,
         errors,
       };
     } finally {

@@ -39,7 +39,6 @@ import { createHash } from "node:crypto";
 
 /** LuaScript is a script's source and its SHA1 for EVALSHA. */
 export interface LuaScript {
-  readonly name: string;
   readonly source: string;
   readonly sha: string;
 }
@@ -541,14 +540,16 @@ export interface BatchOp {
  * is an error reply in its place.
  */
 export function batchArguments(ops: readonly BatchOp[]): [numKeys: number, ...keysAndArgs: (string | number)[]] {
-  const keys: string[] = [];
-  const argv: (string | number)[] = [ops.length];
+  // One array, filled in place: it is built for every batch.
+  const out: [number, ...(string | number)[]] = [0];
+  for (const o of ops) for (const key of o.keys) out.push(key);
+  out[0] = out.length - 1;
+  out.push(ops.length);
   for (const o of ops) {
-    for (const key of o.keys) keys.push(key);
-    argv.push(o.op, o.keys.length, o.args.length);
-    for (const arg of o.args) argv.push(arg);
+    out.push(o.op, o.keys.length, o.args.length);
+    for (const arg of o.args) out.push(arg);
   }
-  return [keys.length, ...keys, ...argv];
+  return out;
 }
 
 /**
@@ -561,5 +562,5 @@ export function buildBatchScript(prelude: string = SERVER_CLOCK_PRELUDE): LuaScr
   // Each operation's body reads its own KEYS and ARGV: the function's parameters, which shadow the batch's.
   const functions = Object.entries(OPERATIONS).map(([name, body]) => `local function op_${name}(KEYS, ARGV)\n${body}\nend`);
   const source = [prelude, FORMAT_HELPERS, DECIMAL_HELPERS, WINDOW_HELPERS, RESERVATION_HELPERS, ...functions, BATCH].join("\n");
-  return { name: "batch", source, sha: createHash("sha1").update(source).digest("hex") };
+  return { source, sha: createHash("sha1").update(source).digest("hex") };
 }

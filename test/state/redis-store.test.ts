@@ -54,6 +54,11 @@ async function waitFor(what: string, condition: () => boolean, timeoutMs: number
   }
 }
 
+/** commandCalls reads how many times a Redis server has run a command (INFO commandstats). */
+async function commandCalls(client: Redis, command: string): Promise<number> {
+  return Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec((await client.info("commandstats")) as string)?.[1] ?? 0);
+}
+
 /** PrivateRedis is a redis-server child on a free port, for tests that stop Redis or count its commands. */
 class PrivateRedis {
   port = 0;
@@ -244,7 +249,7 @@ describe("redis store: operations of one turn travel as one batch", () => {
   const server = new PrivateRedis();
   let direct: Redis;
   let store: StateStore;
-  const evalshas = async () => Number(/cmdstat_evalsha:calls=(\d+)/.exec((await direct.info("commandstats")) as string)?.[1] ?? 0);
+  const evalshas = () => commandCalls(direct, "evalsha");
   before(async () => {
     await server.start();
     direct = new Redis({ port: server.port, host: "127.0.0.1" });
@@ -324,7 +329,7 @@ describe("redis store: cached JSON reads (client tracking)", () => {
   let direct: Redis;
   let a: RedisStateStore;
   let b: RedisStateStore;
-  const gets = async () => Number(/cmdstat_get:calls=(\d+)/.exec((await direct.info("commandstats")) as string)?.[1] ?? 0);
+  const gets = () => commandCalls(direct, "get");
   before(async () => {
     await server.start();
     direct = new Redis({ port: server.port, host: "127.0.0.1" });
