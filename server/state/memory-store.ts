@@ -231,7 +231,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     if (closed) throw new Error("state store: used after close()");
   }
 
-  // async, so bad arguments reject rather than throw, as in every other call.
+  // async, so bad arguments reject rather than throw, as in every other call. Always exact (options need not apply).
   async function windowsAcquire(requests: readonly WindowRequest[], windowMs: number): Promise<WindowsResult> {
     checkOpen();
     checkWindowRequests(requests, windowMs);

@@ -15,11 +15,14 @@ import { createHash } from "node:crypto";
  * its logical key without the last ":" segment, K = `${prefix}:{${group}}:${last}`,
  * so the windows of one group share a slot and windowsAcquire takes them in one call):
  * - sliding window: `K:w` sorted set, member `<seq>:<amount>`, score = time
- *   in whole ms (rounded up, as are reservation expiries); `K:wm` hash {sum, seq, n, e}: the running total
- *   (so an acquire does not sum the whole log), the member sequence, the
- *   number of entries, and until when the keys' TTL is known to last (so
- *   it is renewed once per window, not on every write). An entry counts
+ *   in whole ms (rounded up, as are reservation expiries); `K:wm` hash {sum, seq, n, e, d}: the running total
+ *   of the entries held (so an acquire does not sum the whole log), the
+ *   member sequence, the number of entries, until when the keys' TTL is
+ *   known to last (so it is renewed once per window, not on every write),
+ *   and when the next lazy trim is due (see open_window). An entry counts
  *   while `now - score < windowMs`, exactly as in the memory store.
+ *   Older builds' hashes lack d (a trim is then due at once), and they
+ *   trim on every acquire, which keeps the same sum consistent.
  * - reservations: `K:r` hash; field `c` = committed total as a decimal
  *   string, field `r:<id>` = `<amount>|<expiresAtMs>`, field `t` = the
  *   total of the `r:` fields present, field `x` = a lower bound on their
@@ -148,32 +151,62 @@ local function member_amount(member)
   return tonumber(string.sub(member, i + 1))
 end
 
--- Opens a window: reads its meta in one call and, unless keep_old, drops
--- the entries that left it (score <= now - window). Meta written before
--- entries were counted (no n) is counted once. The running sum always
--- equals the amounts of the entries the set holds, so a window opened
--- with keep_old (an adjustment, which needs no total) stays exact: the
--- next acquire drops what has left, amounts as adjusted.
-local function open_window(z, m, now, window, keep_old)
-  local meta = redis.call('HMGET', m, 'sum', 'seq', 'n', 'e')
-  local w = { z = z, m = m, sum = tonumber(meta[1]) or 0, seq = tonumber(meta[2]) or 0, n = tonumber(meta[3]), e = tonumber(meta[4]) or 0, dirty = false, added = false }
-  if w.n == nil then
-    w.n = redis.call('ZCARD', z)
-    w.dirty = meta[1] ~= false or w.n > 0
+-- Drops the entries that left an open window (score <= now - window) and
+-- takes their amounts off its running sum, then schedules the next lazy
+-- trim (see open_window) a 600th of the window later.
+local function trim_window(w, now, window)
+  w.trimmed = true
+  if w.n <= 0 then
+    w.n = 0
+    w.sum = 0
+    return
   end
-  if w.n > 0 and not keep_old then
-    -- Scores are whole milliseconds, so this drops exactly the entries with score <= now - window.
-    local cutoff = ms(math.floor(now - window))
-    local old = redis.call('ZRANGEBYSCORE', z, '-inf', cutoff)
-    if #old > 0 then
-      for i = 1, #old do w.sum = w.sum - member_amount(old[i]) end
-      redis.call('ZREMRANGEBYSCORE', z, '-inf', cutoff)
-      w.n = w.n - #old
-      w.dirty = true
-    end
+  -- Written with the meta's next write (when this call changes anything).
+  w.d = math.ceil(now + window / 600)
+  -- Scores are whole milliseconds, so this drops exactly the entries with score <= now - window.
+  local cutoff = ms(math.floor(now - window))
+  local old = redis.call('ZRANGEBYSCORE', w.z, '-inf', cutoff)
+  if #old > 0 then
+    for i = 1, #old do w.sum = w.sum - member_amount(old[i]) end
+    redis.call('ZREMRANGEBYSCORE', w.z, '-inf', cutoff)
+    w.n = w.n - #old
+    w.dirty = true
   end
   if w.n <= 0 then
     -- Empty: start from zero rather than trust the running sum, so float drift cannot accumulate.
+    w.n = 0
+    w.sum = 0
+  end
+end
+
+-- Opens a window: reads its meta in one call and drops the entries that
+-- left it, always (trim 'exact'), only once the time for the next trim
+-- has come (trim 'lazy': the sum may then still count entries that left
+-- less than a 600th of the window ago, an upper bound), or never ('none':
+-- an adjustment, which needs no total). Trimming is two calls and a
+-- member parse per entry; lazily it runs once per 600th of the window
+-- rather than on every acquire. The running sum always equals the amounts
+-- of the entries the set holds, whoever trims. Meta written before
+-- entries were counted (no n) is counted once; a set whose meta is gone
+-- (evicted) has its sum recounted from its entries.
+local function open_window(z, m, now, window, trim)
+  local meta = redis.call('HMGET', m, 'sum', 'seq', 'n', 'e', 'd')
+  local w = { z = z, m = m, sum = tonumber(meta[1]) or 0, seq = tonumber(meta[2]) or 0, n = tonumber(meta[3]), e = tonumber(meta[4]) or 0, d = tonumber(meta[5]) or 0, dirty = false, added = false, trimmed = false }
+  if w.n == nil then
+    w.n = redis.call('ZCARD', z)
+    w.dirty = meta[1] ~= false or w.n > 0
+    if meta[1] == false and w.n > 0 then
+      local all = redis.call('ZRANGE', z, 0, -1)
+      for i = 1, #all do
+        w.sum = w.sum + member_amount(all[i])
+        local s = tonumber(string.sub(all[i], 1, string.find(all[i], ':', 1, true) - 1))
+        if s > w.seq then w.seq = s end
+      end
+    end
+  end
+  if trim == 'exact' or (trim == 'lazy' and now >= w.d) then
+    trim_window(w, now, window)
+  elseif w.n <= 0 then
     w.n = 0
     w.sum = 0
   end
@@ -206,14 +239,22 @@ local function close_window(w, now, window)
     return
   end
   if not w.dirty then return end
-  if w.added and w.e < now + window + 1000 then
+  -- Sized once by its constructor, filled in place.
+  local args = {'HSET', w.m, 'sum', fmt(w.sum), 'seq', fmt(w.seq), 'n', fmt(w.n), false, false, false, false}
+  local k = 8
+  if w.trimmed then
+    args[k + 1], args[k + 2], k = 'd', fmt(w.d), k + 2
+  end
+  local renew = w.added and w.e < now + window + 1000
+  if renew then
     w.e = math.ceil(now + 2 * window + 1000)
-    redis.call('HSET', w.m, 'sum', fmt(w.sum), 'seq', fmt(w.seq), 'n', fmt(w.n), 'e', fmt(w.e))
+    args[k + 1], args[k + 2], k = 'e', fmt(w.e), k + 2
+  end
+  redis.call(unpack(args, 1, k))
+  if renew then
     local ttl = math.ceil(w.e - now)
     redis.call('PEXPIRE', w.z, ttl)
     redis.call('PEXPIRE', w.m, ttl)
-  else
-    redis.call('HSET', w.m, 'sum', fmt(w.sum), 'seq', fmt(w.seq), 'n', fmt(w.n))
   end
 end
 
@@ -238,26 +279,32 @@ local function retry_after(w, amount, limit, now, window)
 end
 `;
 
-// KEYS: zset and meta of each window, in pairs. ARGV: windowMs, then amount
-// and limit of each window. All or nothing: every amount is counted when
-// every window has room. Returns {allowed 0|1, then per window: had room
-// 0|1, used (string), retryAfterMs}.
+// KEYS: zset and meta of each window, in pairs. ARGV: windowMs, trim
+// ('exact' or 'lazy', see open_window), then amount and limit of each
+// window. All or nothing: every amount is counted when every window has
+// room, which is always decided on the window's exact total (a window
+// short of room is trimmed first). Returns {allowed 0|1, then per window:
+// had room 0|1, used (string), retryAfterMs}.
 const WINDOWS_ACQUIRE = `
-local window = tonumber(ARGV[1])
+local window, trim = tonumber(ARGV[1]), ARGV[2]
 local now = now_ms()
 local ws = {}
 local fits = true
 for i = 1, #KEYS / 2 do
-  local w = open_window(KEYS[2 * i - 1], KEYS[2 * i], now, window)
-  w.amount, w.limit = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local w = open_window(KEYS[2 * i - 1], KEYS[2 * i], now, window, trim)
+  w.amount, w.limit = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
   w.room = w.sum + w.amount <= w.limit
+  if not w.room and not w.trimmed then
+    trim_window(w, now, window)
+    w.room = w.sum + w.amount <= w.limit
+  end
   if not w.room then fits = false end
   ws[i] = w
 end
 local out = { fits and 1 or 0 }
 for i = 1, #ws do
   local w = ws[i]
-  if fits and w.amount > 0 then window_add(w, now, w.amount, ARGV[2 * i]) end
+  if fits and w.amount > 0 then window_add(w, now, w.amount, ARGV[2 * i + 1]) end
   close_window(w, now, window)
   local at = 3 * i - 1
   out[at + 1] = fmt(w.sum)
@@ -270,46 +317,58 @@ end
 return out
 `;
 
-// KEYS: window zset, window meta. ARGV: delta, windowMs.
+// KEYS: window zset, window meta. ARGV: delta, windowMs. Returns 1, or 0
+// when there was nothing to give back.
 const WINDOW_ADJUST = `
 local z, m = KEYS[1], KEYS[2]
 local delta, window = tonumber(ARGV[1]), tonumber(ARGV[2])
-local now = now_ms()
--- An adjustment needs no current total, so it leaves expired entries to the next acquire.
-local w = open_window(z, m, now, window, true)
 if delta > 0 then
+  local now = now_ms()
+  -- An adjustment needs no current total, so it leaves expired entries to the next acquire.
+  local w = open_window(z, m, now, window, 'none')
   window_add(w, now, delta, ARGV[1])
   close_window(w, now, window)
   return 1
 end
-if w.n == 0 then
-  close_window(w, now, window)
-  return 0
-end
--- Give back from the newest entries, never below zero.
+-- Give back from the newest entries, never below zero. A reduced entry
+-- keeps its score and its sequence number (members stay unique), and the
+-- meta's totals change by increments: no read of the meta, and no expiry
+-- to renew (no entry is newer than before).
 local remaining = -delta
-while remaining > 0 and w.n > 0 do
+local given, removed = 0, 0
+while remaining > 0 do
   local last = redis.call('ZRANGE', z, -1, -1, 'WITHSCORES')
-  if #last == 0 then
-    w.n = 0
-    break
-  end
-  local amount = member_amount(last[1])
-  redis.call('ZREM', z, last[1])
+  if #last == 0 then break end
+  local member = last[1]
+  local colon = string.find(member, ':', 1, true)
+  local amount = tonumber(string.sub(member, colon + 1))
+  redis.call('ZREM', z, member)
   if amount <= remaining then
     remaining = remaining - amount
-    w.sum = w.sum - amount
-    w.n = w.n - 1
+    given = given + amount
+    removed = removed + 1
   else
-    w.seq = w.seq + 1
-    redis.call('ZADD', z, last[2], fmt(w.seq) .. ':' .. fmt(amount - remaining))
-    w.sum = w.sum - remaining
+    redis.call('ZADD', z, last[2], string.sub(member, 1, colon) .. fmt(amount - remaining))
+    given = given + remaining
     remaining = 0
   end
 end
-w.dirty = true
-if w.n <= 0 then w.n = 0 end
-close_window(w, now, window)
+if given == 0 then return 0 end
+-- HINCRBY parses and formats integers cheaply; a sum with a fraction needs HINCRBYFLOAT.
+local sum
+if given == math.floor(given) then
+  sum = redis.pcall('HINCRBY', m, 'sum', -given)
+  if type(sum) == 'table' then sum = nil end
+end
+if sum == nil then sum = tonumber(redis.call('HINCRBYFLOAT', m, 'sum', fmt(-given))) end
+local n = 1
+if removed > 0 then n = redis.call('HINCRBY', m, 'n', -removed) end
+if sum < 0 or n < 0 then
+  -- The meta was gone (evicted, which also left it without a TTL) or predates n: the next open recounts it.
+  redis.call('DEL', m)
+elseif n == 0 then
+  redis.call('DEL', z, m)
+end
 return 1
 `;
 
@@ -317,7 +376,7 @@ return 1
 const WINDOW_USAGE = `
 local now = now_ms()
 local window = tonumber(ARGV[1])
-local w = open_window(KEYS[1], KEYS[2], now, window)
+local w = open_window(KEYS[1], KEYS[2], now, window, 'exact')
 close_window(w, now, window)
 return fmt(w.sum)
 `;

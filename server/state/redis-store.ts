@@ -16,7 +16,7 @@ import {
 import { createMemoryStore } from "./memory-store.js";
 import { createReadCache } from "./read-cache.js";
 import { batchArguments, buildBatchScript, type BatchOp, type RedisOp } from "./redis-scripts.js";
-import type { LatencyStats, ReserveResult, StateStore, WindowRequest, WindowResult, WindowsResult } from "./store.js";
+import type { LatencyStats, ReserveResult, StateStore, WindowRequest, WindowResult, WindowsAcquireOptions, WindowsResult } from "./store.js";
 
 /**
  * The Redis state store: N replicas on one Redis share every window,
@@ -320,10 +320,10 @@ export function createRedisStore(options: RedisStoreOptions): RedisStateStore {
   const ok = (): void => undefined;
 
   // async, so bad arguments reject rather than throw, as in every other call.
-  async function windowsAcquire(requests: readonly WindowRequest[], windowMs: number): Promise<WindowsResult> {
+  async function windowsAcquire(requests: readonly WindowRequest[], windowMs: number, options?: WindowsAcquireOptions): Promise<WindowsResult> {
     checkWindowRequests(requests, windowMs);
     const keys: string[] = [];
-    const args: number[] = [windowMs];
+    const args: Array<number | string> = [windowMs, options?.usedUpperBound === true ? "lazy" : "exact"];
     for (const r of requests) {
       keys.push(...windowKeys(r.key));
       args.push(r.amount, r.limit);
@@ -335,7 +335,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStateStore {
         const windows: WindowResult[] = requests.map((_, i) => ({ allowed: flat[3 * i + 1] === 1, used: Number(flat[3 * i + 2]), retryAfterMs: flat[3 * i + 3] as number }));
         return { allowed: flat[0] === 1, windows };
       },
-      (local) => local.windowsAcquire(requests, windowMs),
+      (local) => local.windowsAcquire(requests, windowMs, options),
     );
   }
 

@@ -36,6 +36,21 @@ export interface WindowRequest {
   limit: number;
 }
 
+/** WindowsAcquireOptions tune a windowsAcquire call. */
+export interface WindowsAcquireOptions {
+  /**
+   * usedUpperBound lets `used` of a window that had room still count
+   * entries that left it less than windowMs/600 ago (an upper bound on
+   * its total), so that the Redis store drops a window's departed entries
+   * once per windowMs/600 rather than on every call. Whether a window has
+   * room is always decided on its exact total, and a window without room
+   * reports its exact total. For callers that read `used` only as a hint
+   * (rate limits); counters whose totals decide something (the circuit
+   * breaker's) leave it unset. The memory store is always exact.
+   */
+  usedUpperBound?: boolean;
+}
+
 /** WindowsResult is the outcome of a windowsAcquire call. */
 export interface WindowsResult {
   /** allowed is true when every window had room: then every amount was counted; otherwise none was. */
@@ -95,7 +110,7 @@ export interface StateStore {
    * otherwise, and for the arguments windowAcquire refuses, the call
    * rejects with a TypeError or RangeError.
    */
-  windowsAcquire(requests: readonly WindowRequest[], windowMs: number): Promise<WindowsResult>;
+  windowsAcquire(requests: readonly WindowRequest[], windowMs: number, options?: WindowsAcquireOptions): Promise<WindowsResult>;
 
   /**
    * windowAdjust adds delta (negative to give back) to a window without a

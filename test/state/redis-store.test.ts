@@ -276,6 +276,19 @@ describe("redis store: operations of one turn travel as one batch", () => {
     assert.equal((await evalshas()) - before, 1);
   });
 
+  it("with usedUpperBound, an acquire drops departed entries once per 600th of the window, not every time", async () => {
+    const key = freshKey("batch-lazy");
+    const take = (usedUpperBound?: boolean) => store.windowsAcquire([{ key: `${key}:rpm`, amount: 1, limit: 100 }], 600_000, { usedUpperBound });
+    // The second trims (a window never trimmed is due at once); the next is due a second later.
+    await take(true);
+    await take(true);
+    const before = await commandCalls(direct, "zrangebyscore");
+    for (let i = 0; i < 5; i++) assert.equal((await take(true)).windows[0]!.used, 3 + i);
+    assert.equal((await commandCalls(direct, "zrangebyscore")) - before, 0);
+    for (let i = 0; i < 5; i++) await take();
+    assert.equal((await commandCalls(direct, "zrangebyscore")) - before, 5);
+  });
+
   it("a plain command sends the operations issued before it first, so Redis applies them in the order they were issued", async () => {
     const key = freshKey("batch-order");
     // The compare-and-set (a script operation) is issued before the SET (a plain command): it must find the key absent.
@@ -422,12 +435,14 @@ describe("redis scripts on a controlled clock", () => {
     return reply;
   };
   // One window through windowsAcquire: its reply is {allowed, then that window's had-room, used, retryAfterMs}.
-  const acquire = async (logical: string, amount: number, limit: number, windowMs: number, now: number) =>
-    ((await call("windowsAcquire", [k(logical, "w"), k(logical, "wm")], [windowMs, amount, limit], now)) as [number, number, string, number]).slice(1);
+  const acquire = async (logical: string, amount: number, limit: number, windowMs: number, now: number, trim: "exact" | "lazy" = "exact") =>
+    ((await call("windowsAcquire", [k(logical, "w"), k(logical, "wm")], [windowMs, trim, amount, limit], now)) as [number, number, string, number]).slice(1);
+  const usage = (logical: string, windowMs: number, now: number) => call("windowUsage", [k(logical, "w"), k(logical, "wm")], [windowMs], now);
+  const adjust = (logical: string, delta: number, windowMs: number, now: number) => call("windowAdjust", [k(logical, "w"), k(logical, "wm")], [delta, windowMs], now);
 
   it("runs a batch's operations in order, at one instant", async () => {
     const key = freshKey("lua-batch");
-    const once = { op: "windowsAcquire" as const, keys: [k(key, "w"), k(key, "wm")], args: [1000, 1, 1] };
+    const once = { op: "windowsAcquire" as const, keys: [k(key, "w"), k(key, "wm")], args: [1000, "exact", 1, 1] };
     const replies = await admin.eval(script.source, ...batchArguments([once, once, { op: "windowUsage", keys: once.keys, args: [1000] }]), 4e6);
     // The second finds the first's entry, which leaves a whole window after this instant.
     assert.deepEqual(replies, [[1, 1, "1", 0], [0, 0, "1", 1000], "1"]);
@@ -461,21 +476,89 @@ describe("redis scripts on a controlled clock", () => {
 
   it("windowAdjust leaves expired entries to the next acquire, and the totals stay exact", async () => {
     const key = freshKey("lua-adjust-late");
-    const adjust = (delta: number, now: number) => call("windowAdjust", [k(key, "w"), k(key, "wm")], [delta, 1000], now);
-    const usage = (now: number) => call("windowUsage", [k(key, "w"), k(key, "wm")], [1000], now);
     await acquire(key, 5, 10, 1000, 8e6);
     await acquire(key, 4, 10, 1000, 8e6 + 600);
     // At +1200 the first entry has left; the adjustment takes from the newest (4 -> 1) without dropping it.
-    await adjust(-3, 8e6 + 1200);
-    assert.equal(await usage(8e6 + 1200), "1");
+    await adjust(key, -3, 1000, 8e6 + 1200);
+    assert.equal(await usage(key, 1000, 8e6 + 1200), "1");
     // Giving back more than is live takes the live entry to 0; the expired one leaves as before.
-    await adjust(-7, 8e6 + 1300);
-    assert.equal(await usage(8e6 + 1300), "0");
+    await adjust(key, -7, 1000, 8e6 + 1300);
+    assert.equal(await usage(key, 1000, 8e6 + 1300), "0");
     assert.deepEqual(await acquire(key, 10, 10, 1000, 8e6 + 1300), [1, "10", 0]);
     // A late reconciliation of entries that have all left changes nothing that counts.
-    await adjust(-4, 8e6 + 2400);
-    assert.equal(await usage(8e6 + 2400), "0");
+    await adjust(key, -4, 1000, 8e6 + 2400);
+    assert.equal(await usage(key, 1000, 8e6 + 2400), "0");
     assert.deepEqual(await acquire(key, 10, 10, 1000, 8e6 + 2400), [1, "10", 0]);
+  });
+
+  it("a lazy acquire may report departed entries in used, but decides on the exact total", async () => {
+    const key = freshKey("lua-lazy");
+    const t = 9e6;
+    assert.deepEqual(await acquire(key, 5, 10, 60_000, t, "lazy"), [1, "5", 0]);
+    // This one trims (its first chance), and the next trim is due a 600th of the window later.
+    assert.deepEqual(await acquire(key, 1, 10, 60_000, t + 59_990, "lazy"), [1, "6", 0]);
+    // The first entry left at t + 60 000; before the next trim is due it still counts in used (an upper bound).
+    assert.deepEqual(await acquire(key, 1, 10, 60_000, t + 60_050, "lazy"), [1, "7", 0]);
+    // An acquire that would not fit on the upper bound trims first: 2 + 8 fills the limit exactly.
+    assert.deepEqual(await acquire(key, 8, 10, 60_000, t + 60_060, "lazy"), [1, "10", 0]);
+    // A refusal's total is exact, and so is its retry-after (the oldest live entry leaves at t + 119 990).
+    assert.deepEqual(await acquire(key, 1, 10, 60_000, t + 60_060, "lazy"), [0, "10", 59_930]);
+    assert.equal(await usage(key, 60_000, t + 60_060), "10");
+    assert.equal(await admin.zcard(k(key, "w")), 3);
+  });
+
+  it("a lazy acquire trims once the next trim is due", async () => {
+    const key = freshKey("lua-lazy-due");
+    const t = 10e6;
+    await acquire(key, 5, 100, 60_000, t, "lazy");
+    // Trimmed at t + 59 990 (nothing had left yet): the next trim is due at t + 60 090.
+    await acquire(key, 1, 100, 60_000, t + 59_990, "lazy");
+    assert.deepEqual(await acquire(key, 1, 100, 60_000, t + 60_089, "lazy"), [1, "7", 0]);
+    assert.deepEqual(await acquire(key, 1, 100, 60_000, t + 60_090, "lazy"), [1, "3", 0]);
+    assert.equal(await admin.zcard(k(key, "w")), 3);
+  });
+
+  it("giving back keeps an entry's score and sequence number, and the meta in step", async () => {
+    const key = freshKey("lua-giveback");
+    const t = 11e6;
+    await acquire(key, 4, 100, 1000, t);
+    await acquire(key, 6, 100, 1000, t + 100);
+    await adjust(key, -5, 1000, t + 200);
+    assert.deepEqual(await admin.zrange(k(key, "w"), "0", "-1", "WITHSCORES"), ["1:4", String(t), "2:1", String(t + 100)]);
+    assert.deepEqual(await admin.hmget(k(key, "wm"), "sum", "n", "seq"), ["5", "2", "2"]);
+    // Taking a whole entry counts it out of n; the next entry still gets a new sequence number.
+    await adjust(key, -2, 1000, t + 200);
+    assert.deepEqual(await admin.hmget(k(key, "wm"), "sum", "n", "seq"), ["3", "1", "2"]);
+    await acquire(key, 2, 100, 1000, t + 300);
+    assert.deepEqual(await admin.zrange(k(key, "w"), "0", "-1"), ["1:3", "3:2"]);
+    // Giving back everything removes the window's keys.
+    await adjust(key, -50, 1000, t + 300);
+    assert.equal(await admin.exists(k(key, "w"), k(key, "wm")), 0);
+  });
+
+  it("a fractional total is given back exactly", async () => {
+    const key = freshKey("lua-fraction");
+    await acquire(key, 0.5, 10, 1000, 12e6);
+    await adjust(key, -0.25, 1000, 12e6);
+    assert.equal(await usage(key, 1000, 12e6), "0.25");
+    await acquire(key, 1, 10, 1000, 12e6);
+    await adjust(key, -1, 1000, 12e6);
+    assert.equal(await usage(key, 1000, 12e6), "0.25");
+  });
+
+  it("a window whose meta is gone (evicted) is recounted from its entries, with fresh sequence numbers", async () => {
+    const key = freshKey("lua-evicted");
+    const t = 13e6;
+    await acquire(key, 3, 100, 60_000, t);
+    await acquire(key, 4, 100, 60_000, t + 1);
+    await admin.del(k(key, "wm"));
+    // A give-back to a window without meta must not leave a meta without TTL behind.
+    await adjust(key, -1, 60_000, t + 2);
+    assert.equal(await admin.exists(k(key, "wm")), 0);
+    assert.equal(await usage(key, 60_000, t + 2), "6");
+    assert.deepEqual(await acquire(key, 94, 100, 60_000, t + 3, "lazy"), [1, "100", 0]);
+    assert.deepEqual(await admin.zrange(k(key, "w"), "0", "-1"), ["1:3", "2:3", "3:94"]);
+    assert.ok((await admin.pttl(k(key, "wm"))) > 0);
   });
 
   it("a reservation lapses exactly at its expiry", async () => {
