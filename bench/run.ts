@@ -273,6 +273,7 @@ async function main(): Promise<void> {
     progress,
     pinning,
     upstream,
+    redisUrl: unavailable.gatewayRedis === undefined ? REDIS_URL : undefined,
     startGateway: (launch) =>
       startGatewayProcess(
         launch.name,

@@ -43,6 +43,8 @@ export interface BenchContext {
   progress: Progress;
   pinning: Pinning;
   upstream: ServerProcess;
+  /** redisUrl is the Redis the gateway+Redis target keeps its state in (undefined when Redis is unreachable). */
+  redisUrl?: string;
   /** startGateway starts another gateway process on the bench config, memory state unless launch says otherwise (stopped by the caller, or at the end). */
   startGateway(launch: GatewayLaunch): Promise<ServerProcess>;
 }

@@ -1,8 +1,11 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { runLoad, unarySender } from "../load.js";
 import { UNARY_SCENARIO } from "../plan.js";
 import { goalAtMost, type Section } from "../report.js";
 import { paired, percentile, spread } from "../stats.js";
 import { TARGET_LABELS, measure, restSpec, type Target } from "../targets.js";
+import { compiled, REPO_ROOT } from "../servers.js";
 import { ErrorLog, TARGET_COLUMNS, comparisonCells, rate, record, targetCells, type BenchContext, type PerTarget } from "./common.js";
 
 /**
@@ -11,6 +14,24 @@ import { ErrorLog, TARGET_COLUMNS, comparisonCells, rate, record, targetCells, t
  * process). Rounds visit every target in turn, so slow drifts of the
  * machine hit all of them alike.
  */
+
+/**
+ * redisRoundTripMs times bare PINGs (p50, ms) from a process on the
+ * servers' CPU to the Redis of the gateway+Redis target (bench/redis-ping.ts):
+ * what one state round trip costs on this machine before any work is
+ * done, NaN if the probe fails.
+ */
+async function redisRoundTripMs(ctx: BenchContext, url: string): Promise<number> {
+  const script = compiled("bench/redis-ping.ts");
+  const node = [process.execPath, ...(script.endsWith(".ts") ? ["--import", "tsx"] : []), script, url, "2000"];
+  const [cmd, args] = ctx.pinning.enabled ? ["taskset", ["-c", ctx.pinning.servers, ...node]] : [node[0]!, node.slice(1)];
+  try {
+    const { stdout } = await promisify(execFile)(cmd, args, { cwd: REPO_ROOT, timeout: 60_000 });
+    return (JSON.parse(stdout) as { p50Us: number }).p50Us / 1000;
+  } catch {
+    return Number.NaN;
+  }
+}
 
 async function preRound(ctx: BenchContext, t: Target, concurrency: number): Promise<void> {
   if (ctx.plan.preRoundMs <= 0) return;
@@ -23,8 +44,14 @@ export async function latencySection(ctx: BenchContext): Promise<Section> {
   const p50: PerTarget = {};
   const p99: PerTarget = {};
   const cpu: PerTarget = {};
+  const pingMs: number[] = [];
   const errors = new ErrorLog();
+  const redisUrl = ctx.unavailable.gatewayRedis === undefined ? ctx.redisUrl : undefined;
   for (let r = 1; r <= rounds; r++) {
+    if (redisUrl !== undefined) {
+      ctx.progress.step(`latency c=1 · round ${r}/${rounds} · Redis round trip (PING)`);
+      pingMs.push(await redisRoundTripMs(ctx, redisUrl));
+    }
     for (const t of ctx.targets) {
       ctx.progress.step(`latency c=1 · round ${r}/${rounds} · ${TARGET_LABELS[t.id]}`);
       await preRound(ctx, t, 1);
@@ -64,13 +91,21 @@ export async function latencySection(ctx: BenchContext): Promise<Section> {
             ? { target: "Redis adds ≤ 0.3 ms p50 over memory", measured: `not measured: ${ctx.unavailable.gatewayRedis}`, met: undefined }
             : goalAtMost("Redis adds ≤ 0.3 ms p50 over memory", redisVsMemory, 0.3, "ms", true),
       },
+      ...(pingMs.length === 0
+        ? []
+        : [{ figure: "Redis round trip (bare PING from the servers' CPU), p50", cells: { gatewayRedis: { value: spread(pingMs), unit: "ms" as const } } }]),
     ],
     notes: [
       `${rounds} rounds × ${durationMs / 1000} s per target, one request at a time; latency is from sending to the last byte of the answer, measured by the load generator.`,
       "CPU per request is the measured process's utime+stime over the run (10 ms kernel ticks) divided by requests; the direct column is the upstream's own cost.",
+      ...(pingMs.length === 0
+        ? []
+        : [
+            "The Redis round trip is 2,000 sequential PINGs per round over one ioredis connection, from a process on the servers' CPU to the gateway's Redis: the transport part of the Redis figure, since a request on Redis state makes one state round trip before it goes upstream (its settlement goes after the answer).",
+          ]),
       ...errors.notes,
     ],
-    raw: { p50, p99, cpuPerRequestUs: cpu },
+    raw: { p50, p99, cpuPerRequestUs: cpu, redisPingP50Ms: pingMs },
   };
 }
 

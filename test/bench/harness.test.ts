@@ -6,6 +6,7 @@ import { analyzeProfile, type CpuProfile } from "../../bench/cpuprofile.js";
 import { createPool, holdStreams, runLoad, streamSender, unarySender } from "../../bench/load.js";
 import { affinityOf, cpuMicros, pinProcess, processTree, rssBytes } from "../../bench/proc.js";
 import { localRedisPid } from "../../bench/redis-check.js";
+import { pingRoundTrips } from "../../bench/redis-ping.js";
 import { startProxy, type Proxy } from "../../bench/proxy.js";
 import { formatCell, goalAtMost } from "../../bench/report.js";
 import { fill, parseHeader } from "../../bench/sections/compare.js";
@@ -186,6 +187,12 @@ describe("bench /proc readers", { skip: process.platform !== "linux" }, () => {
     else if (listed.length === 1) assert.equal(pid, listed[0]);
     else assert.ok(pid !== undefined && listed.includes(pid), `${pid} among ${listed.join(", ")}`);
     assert.equal(await localRedisPid("redis://127.0.0.1:1"), undefined);
+  });
+
+  test("times Redis PING round trips, and fails rather than report a Redis it cannot reach", async () => {
+    const { p50Us, p99Us } = await pingRoundTrips("redis://127.0.0.1:6379", 50);
+    assert.ok(p50Us > 0 && p99Us >= p50Us && Number.isFinite(p99Us), `p50 ${p50Us} µs, p99 ${p99Us} µs`);
+    await assert.rejects(pingRoundTrips("redis://127.0.0.1:1", 50));
   });
 });
 
