@@ -274,23 +274,25 @@ async function main(): Promise<void> {
     pinning,
     upstream,
     redisUrl: unavailable.gatewayRedis === undefined ? REDIS_URL : undefined,
-    startGateway: (launch) =>
-      startGatewayProcess(
+    startGateway: (launch) => {
+      const slug = launch.name.replace(/[^a-z0-9]+/gi, "-");
+      return startGatewayProcess(
         launch.name,
         launch.upstreamOrigin === undefined && launch.redisUrl === undefined
           ? memoryConfig
           : writeBenchConfig(
               workDir,
-              `gateway-${launch.name.replace(/[^a-z0-9]+/gi, "-")}.yaml`,
+              `gateway-${slug}.yaml`,
               benchGatewayConfig({
                 upstreamOrigin: launch.upstreamOrigin ?? upstream.origin,
                 scenarios: scenariosOf(plan),
-                state: launch.redisUrl === undefined ? { backend: "memory" } : { backend: "redis", url: launch.redisUrl, key_prefix: `${redisPrefix}-${launch.name.replace(/[^a-z0-9]+/gi, "-")}` },
+                state: launch.redisUrl === undefined ? { backend: "memory" } : { backend: "redis", url: launch.redisUrl, key_prefix: `${redisPrefix}-${slug}` },
                 maxConnections,
               }),
             ),
         launch,
-      ),
+      );
+    },
   };
 
   const sections: Section[] = [];

@@ -111,13 +111,22 @@ async function httpOk(port: number, path: string): Promise<boolean> {
   }
 }
 
-/** spawnServer starts a Node server process and resolves when it is ready. */
-export async function spawnServer(options: SpawnOptions): Promise<ServerProcess> {
+/**
+ * nodeCommand is the command line that runs a script (from compiled())
+ * with this Node, under an optional wrapper (valgrind), pinned to cpus
+ * when given: [command, arguments].
+ */
+export function nodeCommand(options: Pick<SpawnOptions, "script" | "args" | "nodeFlags" | "wrapper" | "cpus">): [string, string[]] {
   // Compiled entry points (dist/**/*.js, what `npm start` runs) need no loader; .ts sources run under tsx.
   const loader = options.script.endsWith(".ts") ? ["--import", "tsx"] : [];
   const nodeArgs = [...(options.nodeFlags ?? []), ...loader, options.script, ...(options.args ?? [])];
   const command = [...(options.wrapper ?? []), process.execPath, ...nodeArgs];
-  const [cmd, args] = options.cpus === undefined ? [command[0]!, command.slice(1)] : ["taskset", ["-c", options.cpus, ...command]];
+  return options.cpus === undefined ? [command[0]!, command.slice(1)] : ["taskset", ["-c", options.cpus, ...command]];
+}
+
+/** spawnServer starts a Node server process and resolves when it is ready. */
+export async function spawnServer(options: SpawnOptions): Promise<ServerProcess> {
+  const [cmd, args] = nodeCommand(options);
   const child: ChildProcess = spawn(cmd, args, {
     cwd: REPO_ROOT,
     env: { ...process.env, ...options.env },

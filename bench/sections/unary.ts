@@ -5,7 +5,7 @@ import { UNARY_SCENARIO } from "../plan.js";
 import { goalAtMost, type Section } from "../report.js";
 import { paired, percentile, spread } from "../stats.js";
 import { TARGET_LABELS, measure, restSpec, type Target } from "../targets.js";
-import { compiled, REPO_ROOT } from "../servers.js";
+import { compiled, nodeCommand, REPO_ROOT } from "../servers.js";
 import { ErrorLog, TARGET_COLUMNS, comparisonCells, rate, record, targetCells, type BenchContext, type PerTarget } from "./common.js";
 
 /**
@@ -22,9 +22,7 @@ import { ErrorLog, TARGET_COLUMNS, comparisonCells, rate, record, targetCells, t
  * done, NaN if the probe fails.
  */
 async function redisRoundTripMs(ctx: BenchContext, url: string): Promise<number> {
-  const script = compiled("bench/redis-ping.ts");
-  const node = [process.execPath, ...(script.endsWith(".ts") ? ["--import", "tsx"] : []), script, url, "2000"];
-  const [cmd, args] = ctx.pinning.enabled ? ["taskset", ["-c", ctx.pinning.servers, ...node]] : [node[0]!, node.slice(1)];
+  const [cmd, args] = nodeCommand({ script: compiled("bench/redis-ping.ts"), args: [url, "2000"], cpus: ctx.pinning.enabled ? ctx.pinning.servers : undefined });
   try {
     const { stdout } = await promisify(execFile)(cmd, args, { cwd: REPO_ROOT, timeout: 60_000 });
     return (JSON.parse(stdout) as { p50Us: number }).p50Us / 1000;

@@ -2,7 +2,7 @@ import type { Caller } from "../auth/keys.js";
 import type { GatewayConfig, LimitsConfig } from "../config/schema.js";
 import { GatewayError } from "../core/errors.js";
 import { allOf } from "../state/all-of.js";
-import type { StateStore, WindowRequest, WindowsAcquireOptions, WindowsResult } from "../state/store.js";
+import { USED_UPPER_BOUND, type StateStore, type WindowRequest, type WindowsResult } from "../state/store.js";
 import { teamOf } from "./ledger.js";
 
 /**
@@ -58,8 +58,6 @@ export function limitScopes(config: GatewayConfig, caller: Caller): LimitScope[]
 export function limitStateKey(scope: Pick<LimitScope, "kind" | "id">, unit: "rpm" | "tpm"): string {
   return `ratelimit:${scope.kind}:${scope.id}:${unit}`;
 }
-
-const UPPER_BOUND: WindowsAcquireOptions = { usedUpperBound: true };
 
 const noTicket: LimitTicket = { reconcile: async () => {} };
 
@@ -131,7 +129,7 @@ export async function acquireLimits(store: StateStore, scopes: readonly LimitSco
   // A scope's windows are taken all or nothing, and all scopes at once (one round trip under Redis);
   // a scope's refusal gives back what the other scopes took.
   // Only whether each scope had room is read, never the totals: an upper bound on them will do (cheaper under Redis).
-  const results = await allOf(groups, (g) => store.windowsAcquire(g, WINDOW_MS, UPPER_BOUND));
+  const results = await allOf(groups, (g) => store.windowsAcquire(g, WINDOW_MS, USED_UPPER_BOUND));
   const refused = results.findIndex((r) => !r.allowed);
   if (refused < 0) return ticketFor(store, scopes, groups);
   const taken = groups.filter((_, i) => results[i]!.allowed).flat();

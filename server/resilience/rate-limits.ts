@@ -1,7 +1,7 @@
 import type { ChatRequest } from "../core/chat.js";
 import type { Deployment } from "../core/runtime.js";
 import { allOf } from "../state/all-of.js";
-import type { StateStore, WindowsAcquireOptions } from "../state/store.js";
+import { USED_UPPER_BOUND, type StateStore } from "../state/store.js";
 import type { Wakeup } from "./wait.js";
 
 /**
@@ -16,8 +16,6 @@ import type { Wakeup } from "./wait.js";
  * with the tokens actually used (windowAdjust), and capacity given back
  * wakes this replica's waiting batch requests at once.
  */
-
-const UPPER_BOUND: WindowsAcquireOptions = { usedUpperBound: true };
 
 /** LIMIT_WINDOW_MS is the span of an rpm/tpm window. */
 export const LIMIT_WINDOW_MS = 60_000;
@@ -138,7 +136,7 @@ export async function acquireCapacity(store: StateStore, wakeup: Wakeup, d: Depl
   }
   // The provider's windows and the deployment's are two groups, each taken all or nothing, both in one round trip.
   // Totals are only a hint here (capacityLikely), so an upper bound will do: cheaper under Redis.
-  const results = await allOf(groups, (g) => store.windowsAcquire(g.map((e) => ({ key: e.key, amount: e.tokens ? tokens : 1, limit: e.limit })), LIMIT_WINDOW_MS, UPPER_BOUND));
+  const results = await allOf(groups, (g) => store.windowsAcquire(g.map((e) => ({ key: e.key, amount: e.tokens ? tokens : 1, limit: e.limit })), LIMIT_WINDOW_MS, USED_UPPER_BOUND));
   if (totals !== undefined) groups.forEach((g, i) => g.forEach((e, j) => totals.set(e.key, results[i]!.windows[j]!.used)));
   if (results.some((r) => !r.allowed)) {
     const giveBack: Array<Promise<void>> = [];

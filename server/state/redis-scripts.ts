@@ -156,21 +156,18 @@ end
 -- trim (see open_window) a 600th of the window later.
 local function trim_window(w, now, window)
   w.trimmed = true
-  if w.n <= 0 then
-    w.n = 0
-    w.sum = 0
-    return
-  end
-  -- Written with the meta's next write (when this call changes anything).
-  w.d = math.ceil(now + window / 600)
-  -- Scores are whole milliseconds, so this drops exactly the entries with score <= now - window.
-  local cutoff = ms(math.floor(now - window))
-  local old = redis.call('ZRANGEBYSCORE', w.z, '-inf', cutoff)
-  if #old > 0 then
-    for i = 1, #old do w.sum = w.sum - member_amount(old[i]) end
-    redis.call('ZREMRANGEBYSCORE', w.z, '-inf', cutoff)
-    w.n = w.n - #old
-    w.dirty = true
+  if w.n > 0 then
+    -- Written with the meta's next write (when this call changes anything).
+    w.d = math.ceil(now + window / 600)
+    -- Scores are whole milliseconds, so this drops exactly the entries with score <= now - window.
+    local cutoff = ms(math.floor(now - window))
+    local old = redis.call('ZRANGEBYSCORE', w.z, '-inf', cutoff)
+    if #old > 0 then
+      for i = 1, #old do w.sum = w.sum - member_amount(old[i]) end
+      redis.call('ZREMRANGEBYSCORE', w.z, '-inf', cutoff)
+      w.n = w.n - #old
+      w.dirty = true
+    end
   end
   if w.n <= 0 then
     -- Empty: start from zero rather than trust the running sum, so float drift cannot accumulate.

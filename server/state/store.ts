@@ -51,6 +51,9 @@ export interface WindowsAcquireOptions {
   usedUpperBound?: boolean;
 }
 
+/** USED_UPPER_BOUND is the options object of callers that read `used` only as a hint (see usedUpperBound). */
+export const USED_UPPER_BOUND: WindowsAcquireOptions = Object.freeze({ usedUpperBound: true });
+
 /** WindowsResult is the outcome of a windowsAcquire call. */
 export interface WindowsResult {
   /** allowed is true when every window had room: then every amount was counted; otherwise none was. */
