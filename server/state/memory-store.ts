@@ -9,7 +9,7 @@ import {
   jsonText,
   LATENCY_TTL_HALF_LIVES,
 } from "./args.js";
-import type { LatencyStats, ReserveResult, StateStore, WindowRequest, WindowResult, WindowsResult } from "./store.js";
+import type { LatencyStats, ReserveResult, StateStore, WindowRequest, WindowResult, WindowsAcquireOptions, WindowsResult } from "./store.js";
 
 /**
  * The in-process state store: exact semantics for one process, and the
@@ -123,9 +123,11 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     return log;
   }
 
-  function append(log: WindowLog, t: number, amount: number, windowMs: number): void {
-    // Times stay non-decreasing even if the clock steps back: an entry then
-    // lives slightly longer, which can only under-admit, never over-admit.
+  // append counts amount at time t (or at the window's newest time, if later) and returns the entry's time.
+  function append(log: WindowLog, t: number, amount: number, windowMs: number): number {
+    // Times stay non-decreasing even if the clock steps back, or after an
+    // entry held ahead (holdMs): an entry then lives slightly longer, which
+    // can only under-admit, never over-admit.
     const live = log.times.length > log.head;
     const last = live ? log.times[log.times.length - 1]! : t;
     const at = Math.max(t, last);
@@ -141,15 +143,36 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     }
     log.sum += amount;
     log.expiresAt = Math.max(log.expiresAt, at + windowMs);
+    return at;
   }
 
-  // count adds an admitted amount to a window (creating it) and returns the window's total.
-  function count(key: string, log: WindowLog | undefined, t: number, amount: number, windowMs: number): number {
-    if (amount <= 0) return log?.sum ?? 0;
+  // count adds an admitted amount to a window (creating it) at time t, and returns the window's total and the entry.
+  function count(key: string, log: WindowLog | undefined, t: number, amount: number, windowMs: number): WindowResult {
+    if (amount <= 0) return { allowed: true, used: log?.sum ?? 0, retryAfterMs: 0 };
     const target = log ?? { times: [], amounts: [], head: 0, sum: 0, expiresAt: 0 };
     if (log === undefined) windows.set(key, target);
-    append(target, t, amount, windowMs);
-    return target.sum;
+    const at = append(target, t, amount, windowMs);
+    return { allowed: true, used: target.sum, retryAfterMs: 0, entry: { at, seq: 0 } };
+  }
+
+  // takeBack gives back up to amount from the entries timed at or before `at`, newest first, and returns what it took.
+  function takeBack(log: WindowLog, amount: number, at: number): number {
+    let remaining = amount;
+    let i = log.times.length - 1;
+    while (i >= log.head && log.times[i]! > at) i--;
+    while (remaining > 0 && i >= log.head) {
+      const held = log.amounts[i]!;
+      const take = Math.min(held, remaining);
+      log.amounts[i] = held - take;
+      log.sum -= take;
+      remaining -= take;
+      if (log.amounts[i] === 0) {
+        log.times.splice(i, 1);
+        log.amounts.splice(i, 1);
+      }
+      i--;
+    }
+    return amount - remaining;
   }
 
   // refusal says when a window without room for amount will have it: once enough of its oldest entries leave.
@@ -231,17 +254,19 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     if (closed) throw new Error("state store: used after close()");
   }
 
-  // async, so bad arguments reject rather than throw, as in every other call. Always exact (options need not apply).
-  async function windowsAcquire(requests: readonly WindowRequest[], windowMs: number): Promise<WindowsResult> {
+  // async, so bad arguments reject rather than throw, as in every other call. Always exact (usedUpperBound need not apply).
+  async function windowsAcquire(requests: readonly WindowRequest[], windowMs: number, options?: WindowsAcquireOptions): Promise<WindowsResult> {
     checkOpen();
     checkWindowRequests(requests, windowMs);
+    const holdMs = options?.holdMs ?? 0;
+    checkNonNegative("holdMs", holdMs);
     const t = now();
     const logs = requests.map((r) => liveWindow(r.key, t, windowMs));
     let allowed = true;
     for (let i = 0; i < requests.length; i++) if ((logs[i]?.sum ?? 0) + requests[i]!.amount > requests[i]!.limit) allowed = false;
     const windows = requests.map((r, i): WindowResult => {
       const log = logs[i];
-      if (allowed) return { allowed: true, used: count(r.key, log, t, r.amount, windowMs), retryAfterMs: 0 };
+      if (allowed) return count(r.key, log, t + holdMs, r.amount, windowMs);
       const used = log?.sum ?? 0;
       return used + r.amount <= r.limit ? { allowed: true, used, retryAfterMs: 0 } : refusal(log, used, r.amount, r.limit, windowMs, t);
     });
@@ -262,7 +287,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
 
     windowsAcquire,
 
-    async windowAdjust(key, delta, windowMs) {
+    async windowAdjust(key, delta, windowMs, entry) {
       checkOpen();
       checkKey(key);
       checkFinite("delta", delta);
@@ -279,22 +304,14 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
         return;
       }
       if (log === undefined) return;
-      // Give back from the newest entries: the amount being reconciled was
-      // counted recently, and the window total never goes below zero.
-      let remaining = -delta;
-      while (remaining > 0 && log.times.length > log.head) {
-        const last = log.amounts.length - 1;
-        const amount = log.amounts[last]!;
-        if (amount <= remaining) {
-          remaining -= amount;
-          log.sum -= amount;
-          log.amounts.pop();
-          log.times.pop();
-        } else {
-          log.amounts[last] = amount - remaining;
-          log.sum -= remaining;
-          remaining = 0;
-        }
+      // Give back from the entry named (the amount was counted there) or
+      // else from the newest entries, and never below zero. Entries of one
+      // time share one slot here, so the named entry is the slot of its time.
+      if (entry !== undefined) {
+        const i = log.times.lastIndexOf(entry.at);
+        if (i >= log.head) takeBack(log, Math.min(-delta, log.amounts[i]!), entry.at);
+      } else {
+        takeBack(log, -delta, Infinity);
       }
       if (log.times.length === log.head) windows.delete(key);
     },
@@ -335,12 +352,13 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
       return { ok: true, committed, reserved: others + amount };
     },
 
-    async settle(key, id, actual, ttlMs) {
+    async settle(key, id, actual, ttlMs, release) {
       checkOpen();
       checkKey(key);
       checkId(id);
       checkNonNegativeBigint("actual", actual);
       checkPositiveMs("ttlMs", ttlMs);
+      if (release !== undefined) checkNonNegativeBigint("release", release);
       const t = now();
       let entry = liveReserve(key, t);
       if (entry === undefined) {
@@ -349,8 +367,14 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
       }
       const held = entry.reservations.get(id);
       if (held !== undefined) {
-        entry.reservations.delete(id);
-        entry.reserved -= held.amount;
+        if (release !== undefined && release < held.amount) {
+          // A partial release keeps the rest reserved, with its expiry.
+          held.amount -= release;
+          entry.reserved -= release;
+        } else {
+          entry.reservations.delete(id);
+          entry.reserved -= held.amount;
+        }
       }
       entry.committed += actual;
       entry.expiresAt = t + ttlMs;

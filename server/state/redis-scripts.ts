@@ -210,22 +210,24 @@ local function open_window(z, m, now, window, trim)
   return w
 end
 
--- Adds an entry to an open window, timed at the next whole millisecond:
--- it may count up to 1 ms longer, never shorter, and whole numbers are
--- cheap for Redis to format and parse (17-digit fractions are not).
--- amount_text, when given, is amount as the caller wrote it (any text
--- tonumber reads back as amount), which spares formatting it again.
-local function window_add(w, now, amount, amount_text)
+-- Adds an entry to an open window, timed at the given time: the next whole
+-- millisecond (it may count up to 1 ms longer, never shorter; whole numbers
+-- are cheap for Redis to format and parse, 17-digit fractions are not),
+-- or that plus a hold (WindowsAcquireOptions.holdMs). amount_text, when
+-- given, is amount as the caller wrote it (any text tonumber reads back as
+-- amount), which spares formatting it again. Returns the entry's sequence.
+local function window_add(w, at, amount, amount_text)
   w.seq = w.seq + 1
-  redis.call('ZADD', w.z, ms(math.ceil(now)), fmt(w.seq) .. ':' .. (amount_text or fmt(amount)))
+  redis.call('ZADD', w.z, ms(at), fmt(w.seq) .. ':' .. (amount_text or fmt(amount)))
   w.sum = w.sum + amount
   w.n = w.n + 1
   w.dirty = true
-  w.added = true
+  if w.added == false or at > w.added then w.added = at end
+  return w.seq
 end
 
 -- Writes an open window back: nothing when unchanged, no keys at all when
--- empty. An entry added now must outlive its window plus one second of
+-- empty. An entry added (w.added is its time) must outlive its window plus one second of
 -- slack for a server clock stepping back; the TTL is set one window
 -- beyond that and renewed only when it runs short (at most once per
 -- window, not on every write), so keys may outlive their last entry by
@@ -242,9 +244,9 @@ local function close_window(w, now, window)
   if w.trimmed then
     args[k + 1], args[k + 2], k = 'd', fmt(w.d), k + 2
   end
-  local renew = w.added and w.e < now + window + 1000
+  local renew = w.added and w.e < w.added + window + 1000
   if renew then
-    w.e = math.ceil(now + 2 * window + 1000)
+    w.e = math.ceil(w.added + 2 * window + 1000)
     args[k + 1], args[k + 2], k = 'e', fmt(w.e), k + 2
   end
   redis.call(unpack(args, 1, k))
@@ -277,19 +279,22 @@ end
 `;
 
 // KEYS: zset and meta of each window, in pairs. ARGV: windowMs, trim
-// ('exact' or 'lazy', see open_window), then amount and limit of each
-// window. All or nothing: every amount is counted when every window has
-// room, which is always decided on the window's exact total (a window
-// short of room is trimmed first). Returns {allowed 0|1, then per window:
-// had room 0|1, used (string), retryAfterMs}.
+// ('exact' or 'lazy', see open_window), hold (ms the entries are timed
+// ahead of now), then amount and limit of each window. All or nothing:
+// every amount is counted when every window has room, which is always
+// decided on the window's exact total (a window short of room is trimmed
+// first). Returns {allowed 0|1, the entries' time, then per window: had
+// room 0|1, used (string), retryAfterMs, the entry's sequence (0 when
+// nothing was counted)}.
 const WINDOWS_ACQUIRE = `
 local window, trim = tonumber(ARGV[1]), ARGV[2]
 local now = now_ms()
+local at = math.ceil(now) + tonumber(ARGV[3])
 local ws = {}
 local fits = true
 for i = 1, #KEYS / 2 do
   local w = open_window(KEYS[2 * i - 1], KEYS[2 * i], now, window, trim)
-  w.amount, w.limit = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
+  w.amount, w.limit = tonumber(ARGV[2 * i + 2]), tonumber(ARGV[2 * i + 3])
   w.room = w.sum + w.amount <= w.limit
   if not w.room and not w.trimmed then
     trim_window(w, now, window)
@@ -298,24 +303,26 @@ for i = 1, #KEYS / 2 do
   if not w.room then fits = false end
   ws[i] = w
 end
-local out = { fits and 1 or 0 }
+local out = { fits and 1 or 0, at }
 for i = 1, #ws do
   local w = ws[i]
-  if fits and w.amount > 0 then window_add(w, now, w.amount, ARGV[2 * i + 1]) end
+  local seq = 0
+  if fits and w.amount > 0 then seq = window_add(w, at, w.amount, ARGV[2 * i + 2]) end
   close_window(w, now, window)
-  local at = 3 * i - 1
-  out[at + 1] = fmt(w.sum)
+  local k = 4 * i - 1
+  out[k + 1], out[k + 3] = fmt(w.sum), seq
   if w.room then
-    out[at], out[at + 2] = 1, 0
+    out[k], out[k + 2] = 1, 0
   else
-    out[at], out[at + 2] = 0, retry_after(w, w.amount, w.limit, now, window)
+    out[k], out[k + 2] = 0, retry_after(w, w.amount, w.limit, now, window)
   end
 end
 return out
 `;
 
-// KEYS: window zset, window meta. ARGV: delta, windowMs. Returns 1, or 0
-// when there was nothing to give back.
+// KEYS: window zset, window meta. ARGV: delta, windowMs, and for a
+// give-back from one entry, its time and sequence. Returns 1, or 0 when
+// there was nothing to give back.
 const WINDOW_ADJUST = `
 local z, m = KEYS[1], KEYS[2]
 local delta, window = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -323,20 +330,17 @@ if delta > 0 then
   local now = now_ms()
   -- An adjustment needs no current total, so it leaves expired entries to the next acquire.
   local w = open_window(z, m, now, window, 'none')
-  window_add(w, now, delta, ARGV[1])
+  window_add(w, math.ceil(now), delta, ARGV[1])
   close_window(w, now, window)
   return 1
 end
--- Give back from the newest entries, never below zero. A reduced entry
--- keeps its score and its sequence number (members stay unique), and the
--- meta's totals change by increments: no read of the meta, and no expiry
--- to renew (no entry is newer than before).
+-- Give back from the entry named, or else from the newest entries, never
+-- below zero. A reduced entry keeps its score and its sequence number
+-- (members stay unique), and the meta's totals change by increments: no
+-- read of the meta, and no expiry to renew (no entry is newer than before).
 local remaining = -delta
 local given, removed = 0, 0
-while remaining > 0 do
-  local last = redis.call('ZRANGE', z, -1, -1, 'WITHSCORES')
-  if #last == 0 then break end
-  local member = last[1]
+local function take(member, score)
   local colon = string.find(member, ':', 1, true)
   local amount = tonumber(string.sub(member, colon + 1))
   redis.call('ZREM', z, member)
@@ -345,9 +349,25 @@ while remaining > 0 do
     given = given + amount
     removed = removed + 1
   else
-    redis.call('ZADD', z, last[2], string.sub(member, 1, colon) .. fmt(amount - remaining))
+    redis.call('ZADD', z, score, string.sub(member, 1, colon) .. fmt(amount - remaining))
     given = given + remaining
     remaining = 0
+  end
+end
+if ARGV[3] then
+  local prefix = ARGV[4] .. ':'
+  local same = redis.call('ZRANGEBYSCORE', z, ARGV[3], ARGV[3])
+  for i = 1, #same do
+    if string.sub(same[i], 1, #prefix) == prefix then
+      take(same[i], ARGV[3])
+      break
+    end
+  end
+else
+  while remaining > 0 do
+    local last = redis.call('ZRANGE', z, -1, -1, 'WITHSCORES')
+    if #last == 0 then break end
+    take(last[1], last[2])
   end
 end
 if given == 0 then return 0 end
@@ -468,7 +488,9 @@ save_reserve(h, r, reserved, field, amount .. '|' .. fmt(expires), now, tonumber
 return {1, r.c, reserved}
 `;
 
-// KEYS: reserve hash. ARGV: id, actual, ttlMs.
+// KEYS: reserve hash. ARGV: id, actual, ttlMs, and optionally how much
+// of the reservation to release (all of it when absent or when it holds
+// no more; the rest keeps its expiry).
 const SETTLE = `
 local h = KEYS[1]
 local field = 'r:' .. ARGV[1]
@@ -476,8 +498,15 @@ local now = now_ms()
 local r = open_reserve(h, now, true, field)
 local t = r.t
 if r.prev then
-  t = ssub(t, (parse_reservation(r.prev)))
-  redis.call('HDEL', h, field)
+  local amount, expires = parse_reservation(r.prev)
+  local release = ARGV[4]
+  if release and scmp(release, amount) < 0 then
+    t = ssub(t, release)
+    redis.call('HSET', h, field, ssub(amount, release) .. '|' .. fmt(expires))
+  else
+    t = ssub(t, amount)
+    redis.call('HDEL', h, field)
+  end
 end
 save_reserve(h, r, t, 'c', sadd(r.c, ARGV[2]), now, tonumber(ARGV[3]))
 return 1

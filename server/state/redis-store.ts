@@ -322,8 +322,10 @@ export function createRedisStore(options: RedisStoreOptions): RedisStateStore {
   // async, so bad arguments reject rather than throw, as in every other call.
   async function windowsAcquire(requests: readonly WindowRequest[], windowMs: number, options?: WindowsAcquireOptions): Promise<WindowsResult> {
     checkWindowRequests(requests, windowMs);
+    const holdMs = options?.holdMs ?? 0;
+    checkNonNegative("holdMs", holdMs);
     const keys: string[] = [];
-    const args: Array<number | string> = [windowMs, options?.usedUpperBound === true ? "lazy" : "exact"];
+    const args: Array<number | string> = [windowMs, options?.usedUpperBound === true ? "lazy" : "exact", Math.ceil(holdMs)];
     for (const r of requests) {
       keys.push(...windowKeys(r.key));
       args.push(r.amount, r.limit);
@@ -332,7 +334,13 @@ export function createRedisStore(options: RedisStoreOptions): RedisStateStore {
       () => callOp("windowsAcquire", keys, args),
       (raw) => {
         const flat = raw as Array<number | string>;
-        const windows: WindowResult[] = requests.map((_, i) => ({ allowed: flat[3 * i + 1] === 1, used: Number(flat[3 * i + 2]), retryAfterMs: flat[3 * i + 3] as number }));
+        const at = flat[1] as number;
+        const windows: WindowResult[] = requests.map((_, i) => {
+          const w: WindowResult = { allowed: flat[4 * i + 2] === 1, used: Number(flat[4 * i + 3]), retryAfterMs: flat[4 * i + 4] as number };
+          const seq = flat[4 * i + 5] as number;
+          if (seq > 0) w.entry = { at, seq };
+          return w;
+        });
         return { allowed: flat[0] === 1, windows };
       },
       (local) => local.windowsAcquire(requests, windowMs, options),
@@ -355,14 +363,15 @@ export function createRedisStore(options: RedisStoreOptions): RedisStateStore {
 
     windowsAcquire,
 
-    async windowAdjust(logical, delta, windowMs) {
+    async windowAdjust(logical, delta, windowMs, entry) {
       checkKey(logical);
       checkFinite("delta", delta);
       checkPositiveMs("windowMs", windowMs);
       if (delta === 0) return;
       return run(
-        () => callOp("windowAdjust", windowKeys(logical), [delta, windowMs]),
+        () => callOp("windowAdjust", windowKeys(logical), delta < 0 && entry !== undefined ? [delta, windowMs, entry.at, entry.seq] : [delta, windowMs]),
         ok,
+        // An entry of Redis's means nothing to the local store: it gives back from its newest.
         (local) => local.windowAdjust(logical, delta, windowMs),
       );
     },
@@ -395,15 +404,18 @@ export function createRedisStore(options: RedisStoreOptions): RedisStateStore {
       );
     },
 
-    async settle(logical, id, actual, ttlMs) {
+    async settle(logical, id, actual, ttlMs, release) {
       checkKey(logical);
       checkId(id);
       checkNonNegativeBigint("actual", actual);
       checkPositiveMs("ttlMs", ttlMs);
+      if (release !== undefined) checkNonNegativeBigint("release", release);
+      const args = [id, actual.toString(), ttlMs];
+      if (release !== undefined) args.push(release.toString());
       return run(
-        () => callOp("settle", [key(logical, "r")], [id, actual.toString(), ttlMs]),
+        () => callOp("settle", [key(logical, "r")], args),
         ok,
-        (local) => local.settle(logical, id, actual, ttlMs),
+        (local) => local.settle(logical, id, actual, ttlMs, release),
       );
     },
 

@@ -27,6 +27,22 @@ export interface WindowResult {
   used: number;
   /** retryAfterMs is, when not allowed, how long until enough capacity frees up. */
   retryAfterMs: number;
+  /**
+   * entry names the entry this call added to the window (when it counted
+   * an amount), so a give-back can take from that entry rather than from
+   * the window's newest (see windowAdjust).
+   */
+  entry?: WindowEntry;
+}
+
+/**
+ * WindowEntry names one entry of a window: `at` is the time it counts from
+ * leaving (epoch ms, on the store's clock), `seq` tells it from other
+ * entries at the same time. Opaque to callers: pass it back to windowAdjust.
+ */
+export interface WindowEntry {
+  readonly at: number;
+  readonly seq: number;
 }
 
 /** WindowRequest is one window of a windowsAcquire call. */
@@ -49,6 +65,13 @@ export interface WindowsAcquireOptions {
    * breaker's) leave it unset. The memory store is always exact.
    */
   usedUpperBound?: boolean;
+  /**
+   * holdMs times the counted entries holdMs after now: they count from now
+   * until holdMs + windowMs later. For capacity taken ahead of its use
+   * (quota leases, leases.ts): an amount spent from it any time in the next
+   * holdMs still counts for a whole window after it was spent. Default 0.
+   */
+  holdMs?: number;
 }
 
 /** USED_UPPER_BOUND is the options object of callers that read `used` only as a hint (see usedUpperBound). */
@@ -118,10 +141,12 @@ export interface StateStore {
   /**
    * windowAdjust adds delta (negative to give back) to a window without a
    * limit check: used to reconcile a token reservation with actual usage.
-   * A negative delta is taken from the newest entries (the ones being
-   * reconciled), and a window never goes below zero.
+   * A negative delta is taken from `entry` when given (the entry the amount
+   * was counted in: at most its amount, and nothing once it has left the
+   * window), otherwise from the newest entries; a window never goes below
+   * zero. A positive delta is a new entry, timed now.
    */
-  windowAdjust(key: string, delta: number, windowMs: number): Promise<void>;
+  windowAdjust(key: string, delta: number, windowMs: number, entry?: WindowEntry): Promise<void>;
 
   /** windowUsage reads a window's current total. */
   windowUsage(key: string, windowMs: number): Promise<number>;
@@ -141,9 +166,12 @@ export interface StateStore {
   /**
    * settle releases reservation `id` and adds `actual` to the committed
    * total, atomically (actual may exceed the reservation; it is always
-   * recorded: spend that happened is never dropped).
+   * recorded: spend that happened is never dropped). With `release`, only
+   * that much of the reservation is released (all of it when it holds no
+   * more) and the rest stays reserved, with its expiry: how a quota lease
+   * (leases.ts) settles one request at a time.
    */
-  settle(key: string, id: string, actual: bigint, ttlMs: number): Promise<void>;
+  settle(key: string, id: string, actual: bigint, ttlMs: number, release?: bigint): Promise<void>;
 
   /** readReserve reads a key's committed and reserved totals. */
   readReserve(key: string): Promise<{ committed: bigint; reserved: bigint }>;

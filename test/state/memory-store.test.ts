@@ -22,7 +22,8 @@ describe("memory store on a controlled clock", () => {
     advance(999);
     assert.deepEqual(await store.windowAcquire("k", 1, 1, 1000), { allowed: false, used: 1, retryAfterMs: 1 });
     advance(1);
-    assert.deepEqual(await store.windowAcquire("k", 1, 1, 1000), { allowed: true, used: 1, retryAfterMs: 0 });
+    // Counted now: its entry is this instant (the memory store has no sequence numbers).
+    assert.deepEqual(await store.windowAcquire("k", 1, 1, 1000), { allowed: true, used: 1, retryAfterMs: 0, entry: { at: 1_001_000, seq: 0 } });
   });
 
   it("retryAfterMs is the time until enough of the oldest entries leave", async () => {
@@ -37,7 +38,7 @@ describe("memory store on a controlled clock", () => {
     // 5 more need the first two gone: at t=70s.
     assert.deepEqual(await store.windowAcquire("k", 5, 10, 60_000), { allowed: false, used: 10, retryAfterMs: 55_000 });
     advance(45_000);
-    assert.deepEqual(await store.windowAcquire("k", 2, 10, 60_000), { allowed: true, used: 9, retryAfterMs: 0 });
+    assert.deepEqual(await store.windowAcquire("k", 2, 10, 60_000), { allowed: true, used: 9, retryAfterMs: 0, entry: { at: 1_060_000, seq: 0 } });
   });
 
   it("a clock that steps back never frees capacity early", async () => {
@@ -60,12 +61,62 @@ describe("memory store on a controlled clock", () => {
     assert.equal(await store.windowUsage("k", 1000), 0);
   });
 
+  it("windowAdjust with an entry gives back from that entry, so the newer one keeps counting after it leaves", async () => {
+    const { store, advance } = clocked();
+    const a = await store.windowAcquire("k", 10, 100, 1000); // t=0
+    advance(500);
+    const b = await store.windowAcquire("k", 10, 100, 1000); // t=500
+    assert.deepEqual([a.entry, b.entry], [
+      { at: 1_000_000, seq: 0 },
+      { at: 1_000_500, seq: 0 },
+    ]);
+    await store.windowAdjust("k", -4, 1000, a.entry);
+    assert.equal(await store.windowUsage("k", 1000), 16);
+    // A's time: what is left of A (6) leaves, B (10) still counts. Taken from B, as without an entry, this would be 6.
+    advance(500);
+    assert.equal(await store.windowUsage("k", 1000), 10);
+    // A has left: giving back from it takes nothing, not B's.
+    await store.windowAdjust("k", -5, 1000, a.entry);
+    assert.equal(await store.windowUsage("k", 1000), 10);
+    // At most the entry's amount: a give-back from C takes its 5 and nothing of the older B.
+    const c = await store.windowAcquire("k", 5, 100, 1000); // t=1000
+    await store.windowAdjust("k", -100, 1000, c.entry);
+    assert.equal(await store.windowUsage("k", 1000), 10);
+    advance(499);
+    assert.equal(await store.windowUsage("k", 1000), 10);
+    advance(1); // B's time
+    assert.equal(await store.windowUsage("k", 1000), 0);
+  });
+
+  it("holdMs: a held entry counts from now until windowMs + holdMs later, and says so in its entry and retry-after", async () => {
+    const { store, advance } = clocked();
+    const held = await store.windowsAcquire([{ key: "k", amount: 1, limit: 1 }], 1000, { holdMs: 5000 });
+    assert.deepEqual(held, { allowed: true, windows: [{ allowed: true, used: 1, retryAfterMs: 0, entry: { at: 1_005_000, seq: 0 } }] });
+    // It counts from now, and makes room 6 s from now, not 1 s.
+    assert.deepEqual(await store.windowAcquire("k", 1, 1, 1000), { allowed: false, used: 1, retryAfterMs: 6000 });
+    advance(5999); // t + windowMs + holdMs - 1
+    assert.equal(await store.windowUsage("k", 1000), 1);
+    advance(1); // t + windowMs + holdMs
+    assert.equal(await store.windowUsage("k", 1000), 0);
+  });
+
+  it("an entry counted after a held one shares its time (times never go back), and its entry names that time", async () => {
+    const { store, advance } = clocked();
+    await store.windowsAcquire([{ key: "k", amount: 3, limit: 100 }], 1000, { holdMs: 2000 }); // held to t=2000
+    advance(100);
+    const later = await store.windowAcquire("k", 4, 100, 1000);
+    assert.deepEqual(later, { allowed: true, used: 7, retryAfterMs: 0, entry: { at: 1_002_000, seq: 0 } });
+    // Its entry finds the slot it was counted in: timed at its call (t=100), it would find none and give back nothing.
+    await store.windowAdjust("k", -4, 1000, later.entry);
+    assert.equal(await store.windowUsage("k", 1000), 3);
+  });
+
   it("admissions in one millisecond count and leave together, and later ones keep their own time", async () => {
     const { store, advance } = clocked();
     await store.windowAcquire("k", 3, 10, 1000); // t=0
     await store.windowAcquire("k", 4, 10, 1000); // t=0, the same entry
     advance(500);
-    assert.deepEqual(await store.windowAcquire("k", 2, 10, 1000), { allowed: true, used: 9, retryAfterMs: 0 }); // t=500
+    assert.deepEqual(await store.windowAcquire("k", 2, 10, 1000), { allowed: true, used: 9, retryAfterMs: 0, entry: { at: 1_000_500, seq: 0 } }); // t=500
     // 5 more need 4 freed: both t=0 admissions leave at t=1000, 500 ms from now.
     assert.deepEqual(await store.windowAcquire("k", 5, 10, 1000), { allowed: false, used: 9, retryAfterMs: 500 });
     await store.windowAdjust("k", 1, 1000); // t=500, with the 2
@@ -94,6 +145,19 @@ describe("memory store on a controlled clock", () => {
     assert.deepEqual(await store.readReserve("b"), { committed: 7n, reserved: 0n });
     advance(1);
     assert.deepEqual(await store.readReserve("b"), { committed: 0n, reserved: 0n });
+  });
+
+  it("settle with release keeps the rest of a reservation with its expiry", async () => {
+    const { store, advance } = clocked();
+    await store.reserve("b", "a", 100n, 1000n, 10_000, 1000); // lapses at t=1000
+    advance(500);
+    await store.settle("b", "a", 30n, 10_000, 40n);
+    assert.deepEqual(await store.readReserve("b"), { committed: 30n, reserved: 60n });
+    // Still the reservation's own expiry: not renewed by the settle (nor dropped).
+    advance(499);
+    assert.deepEqual(await store.readReserve("b"), { committed: 30n, reserved: 60n });
+    advance(1);
+    assert.deepEqual(await store.readReserve("b"), { committed: 30n, reserved: 0n });
   });
 
   it("latency decays by half-life: an observation one half-life old weighs half", async () => {

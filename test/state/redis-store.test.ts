@@ -10,7 +10,7 @@ import pino, { type Logger } from "pino";
 import { batchArguments, buildBatchScript, type RedisOp } from "../../server/state/redis-scripts.js";
 import { createRedisStore, type RedisStateStore, type RedisStoreOptions } from "../../server/state/redis-store.js";
 import type { StateStore } from "../../server/state/store.js";
-import { describeStoreBehaviour, freshKey } from "./store-behaviour.js";
+import { describeStoreBehaviour, ENTRY, freshKey, opaque, opaqueAll } from "./store-behaviour.js";
 
 // The Redis store against the real Redis at 127.0.0.1:6379, under a key
 // prefix unique to this run (deleted afterwards); the fallback tests run
@@ -239,7 +239,7 @@ describe("redis store: two replicas on one Redis", () => {
     const key = freshKey("noscript");
     await a.windowAcquire(key, 1, 10, 60_000);
     await admin.script("FLUSH");
-    assert.deepEqual(await a.windowAcquire(key, 1, 10, 60_000), { allowed: true, used: 2, retryAfterMs: 0 });
+    assert.deepEqual(opaque(await a.windowAcquire(key, 1, 10, 60_000)), { allowed: true, used: 2, retryAfterMs: 0, entry: ENTRY });
     assert.ok(a.healthy());
   });
 });
@@ -270,7 +270,7 @@ describe("redis store: operations of one turn travel as one batch", () => {
       store.reserve(key, "r1", 7n, 100n, 60_000, 60_000),
       store.windowUsage(`${key}:tpm`, 60_000),
     ]);
-    assert.deepEqual(acquired, { allowed: true, windows: [{ allowed: true, used: 1, retryAfterMs: 0 }] });
+    assert.deepEqual(opaqueAll(acquired), { allowed: true, windows: [{ allowed: true, used: 1, retryAfterMs: 0, entry: ENTRY }] });
     assert.deepEqual(reserved, { ok: true, committed: 0n, reserved: 7n });
     assert.equal(usage, 0);
     assert.equal((await evalshas()) - before, 1);
@@ -434,25 +434,37 @@ describe("redis scripts on a controlled clock", () => {
     if (reply instanceof Error) throw reply;
     return reply;
   };
-  // One window through windowsAcquire: its reply is {allowed, then that window's had-room, used, retryAfterMs}.
-  const acquire = async (logical: string, amount: number, limit: number, windowMs: number, now: number, trim: "exact" | "lazy" = "exact") =>
-    ((await call("windowsAcquire", [k(logical, "w"), k(logical, "wm")], [windowMs, trim, amount, limit], now)) as [number, number, string, number]).slice(1);
+  // One window through windowsAcquire, its entry held `hold` ms ahead: the reply is {allowed, the
+  // entries' time, then that window's had-room, used, retryAfterMs, entry sequence}. The time is
+  // checked here (the next whole millisecond plus the hold, whether or not anything was counted),
+  // and the window's four values are returned.
+  const acquire = async (logical: string, amount: number, limit: number, windowMs: number, now: number, trim: "exact" | "lazy" = "exact", hold = 0) => {
+    const reply = (await call("windowsAcquire", [k(logical, "w"), k(logical, "wm")], [windowMs, trim, hold, amount, limit], now)) as [number, number, number, string, number, number];
+    const [allowed, at, ...window] = reply;
+    assert.equal(at, Math.ceil(now) + hold, "the entries' time");
+    // One window: the call is allowed exactly when it had room.
+    assert.equal(allowed, window[0]);
+    return window;
+  };
   const usage = (logical: string, windowMs: number, now: number) => call("windowUsage", [k(logical, "w"), k(logical, "wm")], [windowMs], now);
-  const adjust = (logical: string, delta: number, windowMs: number, now: number) => call("windowAdjust", [k(logical, "w"), k(logical, "wm")], [delta, windowMs], now);
+  // A give-back from one entry passes its time and sequence as well.
+  const adjust = (logical: string, delta: number, windowMs: number, now: number, entry?: { at: number; seq: number }) =>
+    call("windowAdjust", [k(logical, "w"), k(logical, "wm")], entry === undefined ? [delta, windowMs] : [delta, windowMs, entry.at, entry.seq], now);
 
   it("runs a batch's operations in order, at one instant", async () => {
     const key = freshKey("lua-batch");
-    const once = { op: "windowsAcquire" as const, keys: [k(key, "w"), k(key, "wm")], args: [1000, "exact", 1, 1] };
+    const once = { op: "windowsAcquire" as const, keys: [k(key, "w"), k(key, "wm")], args: [1000, "exact", 0, 1, 1] };
     const replies = await admin.eval(script.source, ...batchArguments([once, once, { op: "windowUsage", keys: once.keys, args: [1000] }]), 4e6);
-    // The second finds the first's entry, which leaves a whole window after this instant.
-    assert.deepEqual(replies, [[1, 1, "1", 0], [0, 0, "1", 1000], "1"]);
+    // The second finds the first's entry (sequence 1, timed at this instant), which leaves a whole window after it, and counts nothing.
+    assert.deepEqual(replies, [[1, 4e6, 1, "1", 0, 1], [0, 4e6, 0, "1", 1000, 0], "1"]);
   });
 
   it("an entry counts while now - time < windowMs and leaves exactly at windowMs", async () => {
     const key = freshKey("lua-edge");
-    assert.deepEqual(await acquire(key, 1, 1, 1000, 1_000_000), [1, "1", 0]);
-    assert.deepEqual(await acquire(key, 1, 1, 1000, 1_000_999), [0, "1", 1]);
-    assert.deepEqual(await acquire(key, 1, 1, 1000, 1_001_000), [1, "1", 0]);
+    assert.deepEqual(await acquire(key, 1, 1, 1000, 1_000_000), [1, "1", 0, 1]);
+    assert.deepEqual(await acquire(key, 1, 1, 1000, 1_000_999), [0, "1", 1, 0]);
+    // The first entry has left; the window keeps its sequence.
+    assert.deepEqual(await acquire(key, 1, 1, 1000, 1_001_000), [1, "1", 0, 2]);
   });
 
   it("retryAfterMs is the time until enough of the oldest entries leave", async () => {
@@ -460,9 +472,9 @@ describe("redis scripts on a controlled clock", () => {
     await acquire(key, 3, 10, 60_000, 0 + 5e6);
     await acquire(key, 4, 10, 60_000, 10_000 + 5e6);
     await acquire(key, 3, 10, 60_000, 15_000 + 5e6);
-    assert.deepEqual(await acquire(key, 2, 10, 60_000, 15_000 + 5e6), [0, "10", 45_000]);
-    assert.deepEqual(await acquire(key, 5, 10, 60_000, 15_000 + 5e6), [0, "10", 55_000]);
-    assert.deepEqual(await acquire(key, 2, 10, 60_000, 60_000 + 5e6), [1, "9", 0]);
+    assert.deepEqual(await acquire(key, 2, 10, 60_000, 15_000 + 5e6), [0, "10", 45_000, 0]);
+    assert.deepEqual(await acquire(key, 5, 10, 60_000, 15_000 + 5e6), [0, "10", 55_000, 0]);
+    assert.deepEqual(await acquire(key, 2, 10, 60_000, 60_000 + 5e6), [1, "9", 0, 4]);
   });
 
   it("windowAdjust gives back from the newest entries, so older ones still leave on time", async () => {
@@ -484,25 +496,27 @@ describe("redis scripts on a controlled clock", () => {
     // Giving back more than is live takes the live entry to 0; the expired one leaves as before.
     await adjust(key, -7, 1000, 8e6 + 1300);
     assert.equal(await usage(key, 1000, 8e6 + 1300), "0");
-    assert.deepEqual(await acquire(key, 10, 10, 1000, 8e6 + 1300), [1, "10", 0]);
+    // (That give-back took the window's last entry, the usage read having dropped the expired one: its keys went, and sequences start over.)
+    assert.deepEqual(await acquire(key, 10, 10, 1000, 8e6 + 1300), [1, "10", 0, 1]);
     // A late reconciliation of entries that have all left changes nothing that counts.
     await adjust(key, -4, 1000, 8e6 + 2400);
     assert.equal(await usage(key, 1000, 8e6 + 2400), "0");
-    assert.deepEqual(await acquire(key, 10, 10, 1000, 8e6 + 2400), [1, "10", 0]);
+    // (That read dropped the window's last entry, and its keys with it: a sequence starts over again.)
+    assert.deepEqual(await acquire(key, 10, 10, 1000, 8e6 + 2400), [1, "10", 0, 1]);
   });
 
   it("a lazy acquire may report departed entries in used, but decides on the exact total", async () => {
     const key = freshKey("lua-lazy");
     const t = 9e6;
-    assert.deepEqual(await acquire(key, 5, 10, 60_000, t, "lazy"), [1, "5", 0]);
+    assert.deepEqual(await acquire(key, 5, 10, 60_000, t, "lazy"), [1, "5", 0, 1]);
     // This one trims (its first chance), and the next trim is due a 600th of the window later.
-    assert.deepEqual(await acquire(key, 1, 10, 60_000, t + 59_990, "lazy"), [1, "6", 0]);
+    assert.deepEqual(await acquire(key, 1, 10, 60_000, t + 59_990, "lazy"), [1, "6", 0, 2]);
     // The first entry left at t + 60 000; before the next trim is due it still counts in used (an upper bound).
-    assert.deepEqual(await acquire(key, 1, 10, 60_000, t + 60_050, "lazy"), [1, "7", 0]);
+    assert.deepEqual(await acquire(key, 1, 10, 60_000, t + 60_050, "lazy"), [1, "7", 0, 3]);
     // An acquire that would not fit on the upper bound trims first: 2 + 8 fills the limit exactly.
-    assert.deepEqual(await acquire(key, 8, 10, 60_000, t + 60_060, "lazy"), [1, "10", 0]);
+    assert.deepEqual(await acquire(key, 8, 10, 60_000, t + 60_060, "lazy"), [1, "10", 0, 4]);
     // A refusal's total is exact, and so is its retry-after (the oldest live entry leaves at t + 119 990).
-    assert.deepEqual(await acquire(key, 1, 10, 60_000, t + 60_060, "lazy"), [0, "10", 59_930]);
+    assert.deepEqual(await acquire(key, 1, 10, 60_000, t + 60_060, "lazy"), [0, "10", 59_930, 0]);
     assert.equal(await usage(key, 60_000, t + 60_060), "10");
     assert.equal(await admin.zcard(k(key, "w")), 3);
   });
@@ -513,8 +527,8 @@ describe("redis scripts on a controlled clock", () => {
     await acquire(key, 5, 100, 60_000, t, "lazy");
     // Trimmed at t + 59 990 (nothing had left yet): the next trim is due at t + 60 090.
     await acquire(key, 1, 100, 60_000, t + 59_990, "lazy");
-    assert.deepEqual(await acquire(key, 1, 100, 60_000, t + 60_089, "lazy"), [1, "7", 0]);
-    assert.deepEqual(await acquire(key, 1, 100, 60_000, t + 60_090, "lazy"), [1, "3", 0]);
+    assert.deepEqual(await acquire(key, 1, 100, 60_000, t + 60_089, "lazy"), [1, "7", 0, 3]);
+    assert.deepEqual(await acquire(key, 1, 100, 60_000, t + 60_090, "lazy"), [1, "3", 0, 4]);
     assert.equal(await admin.zcard(k(key, "w")), 3);
   });
 
@@ -556,9 +570,86 @@ describe("redis scripts on a controlled clock", () => {
     await adjust(key, -1, 60_000, t + 2);
     assert.equal(await admin.exists(k(key, "wm")), 0);
     assert.equal(await usage(key, 60_000, t + 2), "6");
-    assert.deepEqual(await acquire(key, 94, 100, 60_000, t + 3, "lazy"), [1, "100", 0]);
+    assert.deepEqual(await acquire(key, 94, 100, 60_000, t + 3, "lazy"), [1, "100", 0, 3]);
     assert.deepEqual(await admin.zrange(k(key, "w"), "0", "-1"), ["1:3", "2:3", "3:94"]);
     assert.ok((await admin.pttl(k(key, "wm"))) > 0);
+  });
+
+  it("an acquire's reply names its entries: timed at the next whole millisecond, numbered per window, none when nothing is counted", async () => {
+    const group = freshKey("lua-entries");
+    const keys = [k(group, "rpm:w"), k(group, "rpm:wm"), k(group, "tpm:w"), k(group, "tpm:wm")];
+    const take = (rpm: number, tpm: number, now: number) => call("windowsAcquire", keys, [60_000, "exact", 0, rpm, 3, tpm, 100], now);
+    const t = 14e6 + 0.25;
+    // The token window, given 0, counts nothing: sequence 0.
+    assert.deepEqual(await take(1, 0, t), [1, 14e6 + 1, 1, "1", 0, 1, 1, "0", 0, 0]);
+    // Each window numbers its own entries.
+    assert.deepEqual(await take(1, 100, t + 1), [1, 14e6 + 2, 1, "2", 0, 2, 1, "100", 0, 1]);
+    // Refused: nothing is counted, so no window has a sequence, not even the one with room.
+    assert.deepEqual(await take(1, 1, t + 2), [0, 14e6 + 3, 1, "2", 0, 0, 0, "100", 60_000, 0]);
+  });
+
+  it("windowAdjust with an entry gives back from that entry only: not a newer one, nor another of its millisecond, nor once it has left", async () => {
+    const key = freshKey("lua-adjust-entry");
+    const t = 15e6;
+    assert.deepEqual(await acquire(key, 10, 100, 1000, t), [1, "10", 0, 1]); // A
+    assert.deepEqual(await acquire(key, 10, 100, 1000, t + 500), [1, "20", 0, 2]); // B
+    await adjust(key, -4, 1000, t + 500, { at: t, seq: 1 });
+    assert.deepEqual(await admin.zrange(k(key, "w"), "0", "-1", "WITHSCORES"), ["1:6", String(t), "2:10", String(t + 500)]);
+    // A's time: what is left of A leaves, and B still counts all of its 10 (taken from B, as without an entry, it would be 6).
+    assert.equal(await usage(key, 1000, t + 1000), "10");
+    // A has left (that read dropped it): giving back from it takes nothing, rather than B's.
+    await adjust(key, -5, 1000, t + 1000, { at: t, seq: 1 });
+    assert.equal(await usage(key, 1000, t + 1000), "10");
+    // Entries of one millisecond are told apart by sequence, and a give-back takes at most the named one's amount.
+    assert.deepEqual(await acquire(key, 3, 100, 1000, t + 1000), [1, "13", 0, 3]);
+    assert.deepEqual(await acquire(key, 7, 100, 1000, t + 1000), [1, "20", 0, 4]);
+    await adjust(key, -100, 1000, t + 1000, { at: t + 1000, seq: 4 });
+    assert.deepEqual(await admin.zrange(k(key, "w"), "0", "-1"), ["2:10", "3:3"]);
+    assert.deepEqual(await admin.hmget(k(key, "wm"), "sum", "n"), ["13", "2"]);
+    // The right sequence at the wrong time names nothing.
+    await adjust(key, -1, 1000, t + 1000, { at: t + 999, seq: 3 });
+    assert.deepEqual(await admin.zrange(k(key, "w"), "0", "-1"), ["2:10", "3:3"]);
+  });
+
+  it("a held entry counts from now until windowMs + hold after the next whole millisecond, and the window's keys outlive it", async () => {
+    const key = freshKey("lua-hold");
+    const t = 16e6;
+    // An entry timed now sets the keys' TTL for its own window; one held 5 s must renew it.
+    assert.deepEqual(await acquire(key, 1, 10, 1000, t), [1, "1", 0, 1]);
+    assert.deepEqual(await acquire(key, 2, 10, 1000, t, "exact", 5000), [1, "3", 0, 2]);
+    assert.deepEqual(await admin.zrange(k(key, "w"), "0", "-1", "WITHSCORES"), ["1:1", String(t), "2:2", String(t + 5000)]);
+    for (const name of ["w", "wm"]) {
+      const pttl = await admin.pttl(k(key, name));
+      // Past the held entry's leaving (windowMs + hold from now); set two windows and a second beyond its time.
+      assert.ok(pttl > 1000 + 5000 && pttl <= 2 * 1000 + 5000 + 1000, `${name}: PTTL ${pttl}`);
+    }
+    // A refusal waits for the held entry to leave, not for a window from now.
+    assert.deepEqual(await acquire(key, 9, 10, 1000, t), [0, "3", 6000, 0]);
+    assert.equal(await usage(key, 1000, t + 1000), "2");
+    assert.equal(await usage(key, 1000, t + 1000 + 5000 - 1), "2");
+    assert.equal(await usage(key, 1000, t + 1000 + 5000), "0");
+    // Between milliseconds, the hold runs from the next whole one.
+    const between = freshKey("lua-hold-between");
+    assert.deepEqual(await acquire(between, 1, 1, 1000, t + 0.5, "exact", 300), [1, "1", 0, 1]);
+    assert.equal(await usage(between, 1000, t + 1 + 1000 + 300 - 1), "1");
+    assert.equal(await usage(between, 1000, t + 1 + 1000 + 300), "0");
+  });
+
+  it("settle with a release keeps the rest of the reservation with its expiry; a release of all of it removes it", async () => {
+    const key = freshKey("lua-release");
+    const h = k(key, "r");
+    const t = 17e6;
+    assert.deepEqual(await call("reserve", [h], ["a", "100", "1000", 60_000, 1000], t), [1, "0", "100"]);
+    await call("settle", [h], ["a", "30", 60_000, "40"], t + 500);
+    // The rest stays in its field, with the expiry it was reserved with.
+    assert.equal(await admin.hget(h, "r:a"), `60|${t + 1000}`);
+    assert.deepEqual(await call("readReserve", [h], [], t + 999), ["30", "60"]);
+    assert.deepEqual(await call("readReserve", [h], [], t + 1000), ["30", "0"]);
+    // A release of exactly what is held removes the field rather than leaving 0 reserved in it.
+    assert.deepEqual(await call("reserve", [h], ["b", "50", "1000", 60_000, 1000], t + 1000), [1, "30", "50"]);
+    await call("settle", [h], ["b", "5", 60_000, "50"], t + 1000);
+    assert.equal(await admin.hexists(h, "r:b"), 0);
+    assert.deepEqual(await call("readReserve", [h], [], t + 1000), ["35", "0"]);
   });
 
   it("a reservation lapses exactly at its expiry", async () => {
@@ -631,7 +722,7 @@ describe("redis store: fallback to local state while Redis is down", () => {
     await waitFor("healthy() to return to true", () => s.healthy(), 10_000);
     assert.equal(lines.filter((l) => l.level === 30 && /reachable again/.test(l.msg)).length, 1, JSON.stringify(lines));
     // Back on the (restarted, empty) Redis: the call lands there, not in local state.
-    assert.deepEqual(await s.windowAcquire(key, 1, 2, 60_000), { allowed: true, used: 1, retryAfterMs: 0 });
+    assert.deepEqual(opaque(await s.windowAcquire(key, 1, 2, 60_000)), { allowed: true, used: 1, retryAfterMs: 0, entry: ENTRY });
     const direct = new Redis({ port: server.port, host: "127.0.0.1", lazyConnect: true });
     direct.on("error", () => undefined);
     try {
@@ -655,7 +746,7 @@ describe("redis store: fallback to local state while Redis is down", () => {
     server.child!.kill("SIGSTOP");
     try {
       // The call times out on Redis and is answered from (empty) local state.
-      assert.deepEqual(await s.windowAcquire(key, 1, 1, 60_000), { allowed: true, used: 1, retryAfterMs: 0 });
+      assert.deepEqual(opaque(await s.windowAcquire(key, 1, 1, 60_000)), { allowed: true, used: 1, retryAfterMs: 0, entry: ENTRY });
       assert.equal(s.healthy(), false);
     } finally {
       server.child!.kill("SIGCONT");
@@ -671,7 +762,7 @@ describe("redis store: fallback to local state while Redis is down", () => {
     await server.choosePort();
     const { logger, lines } = captureLogger();
     store = createRedisStore({ url: `redis://127.0.0.1:${server.port}`, keyPrefix: prefix, logger, connectTimeoutMs: 300, maxReconnectDelayMs: 200 });
-    assert.deepEqual(await store.windowAcquire("k", 1, 1, 60_000), { allowed: true, used: 1, retryAfterMs: 0 });
+    assert.deepEqual(opaque(await store.windowAcquire("k", 1, 1, 60_000)), { allowed: true, used: 1, retryAfterMs: 0, entry: ENTRY });
     assert.equal((await store.windowAcquire("k", 1, 1, 60_000)).allowed, false);
     assert.equal(store.healthy(), false);
     assert.equal(lines.filter((l) => l.level === 40).length, 1, JSON.stringify(lines));

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
-import type { StateStore } from "../../server/state/store.js";
+import type { StateStore, WindowResult, WindowsResult } from "../../server/state/store.js";
 
 /**
  * The behavioural suite every StateStore implementation must pass, written
@@ -23,6 +23,28 @@ export function freshKey(label: string): string {
   return `test:${label}:${randomUUID()}`;
 }
 
+/** ENTRY stands for a counted entry in a window result compared whole on real time (see opaque). */
+export const ENTRY = Symbol("entry");
+
+/**
+ * opaque returns a window result with its entry, when it has one, replaced
+ * by ENTRY: the entry's time is the store's clock (real time here) and its
+ * sequence the Redis store's own, so an expected result can say only that
+ * there is one. It checks that the entry is well-formed; its exact value
+ * is checked on the controlled clocks of the per-store files.
+ */
+export function opaque(result: WindowResult): Omit<WindowResult, "entry"> & { entry?: typeof ENTRY } {
+  const { entry, ...rest } = result;
+  if (entry === undefined) return rest;
+  assert.ok(Number.isFinite(entry.at) && Number.isInteger(entry.seq) && entry.seq >= 0, `malformed entry ${JSON.stringify(entry)}`);
+  return { ...rest, entry: ENTRY };
+}
+
+/** opaqueAll is opaque over every window of a windowsAcquire result. */
+export function opaqueAll(result: WindowsResult): { allowed: boolean; windows: ReturnType<typeof opaque>[] } {
+  return { allowed: result.allowed, windows: result.windows.map(opaque) };
+}
+
 /** describeStoreBehaviour registers the shared suite for one implementation. */
 export function describeStoreBehaviour(name: string, setup: () => Promise<StoreFixture>): void {
   describe(`${name}: shared StateStore behaviour`, () => {
@@ -40,11 +62,12 @@ export function describeStoreBehaviour(name: string, setup: () => Promise<StoreF
       it("admits up to the limit, then refuses with the window's total and a retry-after", async () => {
         const key = freshKey("win");
         for (let i = 1; i <= 3; i++) {
-          assert.deepEqual(await store.windowAcquire(key, 1, 3, 60_000), { allowed: true, used: i, retryAfterMs: 0 });
+          assert.deepEqual(opaque(await store.windowAcquire(key, 1, 3, 60_000)), { allowed: true, used: i, retryAfterMs: 0, entry: ENTRY });
         }
         const refused = await store.windowAcquire(key, 1, 3, 60_000);
         assert.equal(refused.allowed, false);
         assert.equal(refused.used, 3);
+        assert.equal(refused.entry, undefined);
         assert.ok(refused.retryAfterMs > 55_000 && refused.retryAfterMs <= 60_000, `retryAfterMs ${refused.retryAfterMs}`);
         assert.equal(await store.windowUsage(key, 60_000), 3);
       });
@@ -55,7 +78,7 @@ export function describeStoreBehaviour(name: string, setup: () => Promise<StoreF
         const refused = await store.windowAcquire(key, 400, 1000, 60_000);
         assert.equal(refused.allowed, false);
         assert.equal(refused.used, 700);
-        assert.deepEqual(await store.windowAcquire(key, 300, 1000, 60_000), { allowed: true, used: 1000, retryAfterMs: 0 });
+        assert.deepEqual(opaque(await store.windowAcquire(key, 300, 1000, 60_000)), { allowed: true, used: 1000, retryAfterMs: 0, entry: ENTRY });
       });
 
       it("refuses an amount larger than the limit even on an empty window", async () => {
@@ -77,12 +100,19 @@ export function describeStoreBehaviour(name: string, setup: () => Promise<StoreF
             ],
             60_000,
           );
-        assert.deepEqual(await take(600), { allowed: true, windows: [{ allowed: true, used: 1, retryAfterMs: 0 }, { allowed: true, used: 600, retryAfterMs: 0 }] });
-        // The token window is full for 500 more: neither window moves, and only the full one says when.
+        assert.deepEqual(opaqueAll(await take(600)), {
+          allowed: true,
+          windows: [
+            { allowed: true, used: 1, retryAfterMs: 0, entry: ENTRY },
+            { allowed: true, used: 600, retryAfterMs: 0, entry: ENTRY },
+          ],
+        });
+        // The token window is full for 500 more: neither window moves (nor names an entry), and only the full one says when.
         const refused = await take(500);
         assert.equal(refused.allowed, false);
         assert.deepEqual(refused.windows[0], { allowed: true, used: 1, retryAfterMs: 0 });
         assert.equal(refused.windows[1]!.allowed, false);
+        assert.equal(refused.windows[1]!.entry, undefined);
         assert.equal(refused.windows[1]!.used, 600);
         // Up to 1 ms over the window: Redis times an entry at the next whole millisecond.
         assert.ok(refused.windows[1]!.retryAfterMs > 55_000 && refused.windows[1]!.retryAfterMs <= 60_001, `retryAfterMs ${refused.windows[1]!.retryAfterMs}`);
@@ -110,6 +140,8 @@ export function describeStoreBehaviour(name: string, setup: () => Promise<StoreF
         await assert.rejects(store.windowsAcquire([], 1000), TypeError);
         await assert.rejects(store.windowsAcquire([w(`${group}:rpm`, -1)], 1000), RangeError);
         await assert.rejects(store.windowsAcquire([w(`${group}:rpm`)], 0), RangeError);
+        await assert.rejects(store.windowsAcquire([w(`${group}:rpm`)], 1000, { holdMs: -1 }), RangeError);
+        await assert.rejects(store.windowsAcquire([w(`${group}:rpm`)], 1000, { holdMs: Number.NaN }), RangeError);
         assert.equal(await store.windowUsage(`${group}:rpm`, 1000), 0);
       });
 
@@ -167,6 +199,86 @@ export function describeStoreBehaviour(name: string, setup: () => Promise<StoreF
         await store.windowAdjust(freshKey("adjust-none"), -10, 60_000);
       });
 
+      it("an allowed acquire names an entry, timed now, for each window it counted in; a refusal, and a window given 0, name none", async () => {
+        const group = freshKey("entry");
+        const take = (tokens: number) =>
+          store.windowsAcquire(
+            [
+              { key: `${group}:rpm`, amount: 1, limit: 3 },
+              { key: `${group}:tpm`, amount: tokens, limit: 100 },
+            ],
+            60_000,
+          );
+        const sent = Date.now();
+        const first = await take(0);
+        const answered = Date.now();
+        assert.equal(first.allowed, true);
+        const entry = first.windows[0]!.entry;
+        assert.ok(entry !== undefined, "the counted window names its entry");
+        // The store's clock is this machine's (Redis runs locally); Redis times an entry at the next whole millisecond.
+        assert.ok(entry.at >= sent && entry.at <= answered + 1, `entry.at ${entry.at} outside [${sent}, ${answered + 1}]`);
+        assert.deepEqual(first.windows[1], { allowed: true, used: 0, retryAfterMs: 0 }, "a window given 0 counts nothing, so names nothing");
+        assert.deepEqual(opaqueAll(await take(100)), {
+          allowed: true,
+          windows: [
+            { allowed: true, used: 2, retryAfterMs: 0, entry: ENTRY },
+            { allowed: true, used: 100, retryAfterMs: 0, entry: ENTRY },
+          ],
+        });
+        // The token window is full: nothing is counted, so no window names an entry, not even the one with room.
+        const refused = await take(1);
+        assert.equal(refused.allowed, false);
+        assert.deepEqual(refused.windows[0], { allowed: true, used: 2, retryAfterMs: 0 });
+        assert.equal(refused.windows[1]!.entry, undefined);
+        // The same through windowAcquire, a group of one.
+        const key = freshKey("entry-one");
+        assert.deepEqual(opaque(await store.windowAcquire(key, 1, 1, 60_000)), { allowed: true, used: 1, retryAfterMs: 0, entry: ENTRY });
+        assert.equal((await store.windowAcquire(key, 1, 1, 60_000)).entry, undefined);
+      });
+
+      it("windowAdjust with an entry gives back from that entry only: at most its amount, and nothing once it is gone", async () => {
+        const key = freshKey("adjust-entry");
+        const a = await store.windowAcquire(key, 10, 1000, 60_000);
+        // A later millisecond, so that the memory store (which merges the entries of one millisecond) keeps A and B apart.
+        await sleep(5);
+        const b = await store.windowAcquire(key, 50, 1000, 60_000);
+        assert.ok(a.entry !== undefined && b.entry !== undefined);
+        assert.notDeepEqual(a.entry, b.entry);
+        // Without an entry a give-back takes from the newest, as before: 20 of B's 50.
+        await store.windowAdjust(key, -20, 60_000);
+        assert.equal(await store.windowUsage(key, 60_000), 40);
+        // B's entry still names what is left of it (30); a give-back from it takes that and nothing of A's.
+        await store.windowAdjust(key, -100, 60_000, b.entry);
+        assert.equal(await store.windowUsage(key, 60_000), 10);
+        // B is gone: giving back from it takes nothing, rather than falling back to the newest (A).
+        await store.windowAdjust(key, -5, 60_000, b.entry);
+        assert.equal(await store.windowUsage(key, 60_000), 10);
+        await store.windowAdjust(key, -4, 60_000, a.entry);
+        assert.equal(await store.windowUsage(key, 60_000), 6);
+        await store.windowAdjust(key, -100, 60_000, a.entry);
+        assert.equal(await store.windowUsage(key, 60_000), 0);
+      });
+
+      it("holdMs times the entries that much after now: they count from now until a window after that", async () => {
+        const key = freshKey("hold");
+        const windowMs = 400;
+        const holdMs = 400;
+        const sent = Date.now();
+        const held = await store.windowsAcquire([{ key, amount: 2, limit: 3 }], windowMs, { holdMs });
+        const answered = Date.now();
+        const entry = held.windows[0]!.entry;
+        assert.ok(held.allowed && entry !== undefined);
+        assert.ok(entry.at >= sent + holdMs && entry.at <= answered + holdMs + 1, `entry.at ${entry.at} outside [${sent + holdMs}, ${answered + holdMs + 1}]`);
+        // It counts from now...
+        assert.equal((await store.windowAcquire(key, 2, 3, windowMs)).allowed, false);
+        // ...still a window after now, when an entry timed now would have left...
+        await sleep(Math.max(0, sent + windowMs + 100 - Date.now()));
+        assert.equal(await store.windowUsage(key, windowMs), 2);
+        // ...and leaves a window after its time.
+        await sleep(Math.max(0, entry.at + windowMs + 100 - Date.now()));
+        assert.equal(await store.windowUsage(key, windowMs), 0);
+      });
+
       it("admits exactly the limit under 200 concurrent acquires", async () => {
         const key = freshKey("concurrent");
         const results = await Promise.all(Array.from({ length: 200 }, () => store.windowAcquire(key, 1, 100, 60_000)));
@@ -205,6 +317,34 @@ export function describeStoreBehaviour(name: string, setup: () => Promise<StoreF
         // Settling an unknown (lapsed) reservation still records the spend.
         await store.settle(key, "never-reserved", 5n, hour);
         assert.deepEqual(await store.readReserve(key), { committed: 120n, reserved: 0n });
+      });
+
+      it("settle with release releases only that much and keeps the rest reserved, until a release covers what is left", async () => {
+        const key = freshKey("release");
+        await store.reserve(key, "a", 100n, 1000n, hour, 60_000);
+        // Another reservation, so that releasing more of "a" than it still holds would show in the total.
+        await store.reserve(key, "b", 20n, 1000n, hour, 60_000);
+        await store.settle(key, "a", 30n, hour, 40n);
+        assert.deepEqual(await store.readReserve(key), { committed: 30n, reserved: 80n });
+        // Releasing 0 releases nothing; the spend is still committed.
+        await store.settle(key, "a", 5n, hour, 0n);
+        assert.deepEqual(await store.readReserve(key), { committed: 35n, reserved: 80n });
+        // A release of what is left (60, not the 100 first reserved) removes the reservation, and only it.
+        await store.settle(key, "a", 25n, hour, 60n);
+        assert.deepEqual(await store.readReserve(key), { committed: 60n, reserved: 20n });
+        // Gone: a further release releases nothing of the others.
+        await store.settle(key, "a", 0n, hour, 10n);
+        assert.deepEqual(await store.readReserve(key), { committed: 60n, reserved: 20n });
+        // A release above the reservation releases it whole, and no more.
+        await store.settle(key, "b", 1n, hour, 1000n);
+        assert.deepEqual(await store.readReserve(key), { committed: 61n, reserved: 0n });
+        await assert.rejects(store.settle(key, "b", 1n, hour, -1n), /release must be a bigint >= 0/);
+        // Exact at any size: a release one short of the reservation keeps 1 (doubles would see them equal).
+        const big = 10n ** 25n + 7n;
+        const bigKey = freshKey("release-big");
+        await store.reserve(bigKey, "a", big, 2n * big, hour, 60_000);
+        await store.settle(bigKey, "a", 0n, hour, big - 1n);
+        assert.deepEqual(await store.readReserve(bigKey), { committed: 0n, reserved: 1n });
       });
 
       it("reserving an id again replaces its amount instead of adding to it", async () => {
