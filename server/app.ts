@@ -8,7 +8,7 @@ import { startIdleGc } from "./http/idle-gc.js";
 import { listen, type Listener, type RequestHandler } from "./http/listener.js";
 import { joinClusterMetrics } from "./cluster/cluster-metrics.js";
 import { createOpenAIHandler } from "./openai/handler.js";
-import { createStateStore, describeState, sameStateConfig } from "./state/index.js";
+import { closeStateStore, createStateStore, describeState, sameStateConfig } from "./state/index.js";
 import type { StateStore } from "./state/store.js";
 import { registerGatewayService } from "./rpc/service.js";
 import { createDirectUnaryHandler } from "./rpc/direct-unary.js";
@@ -145,8 +145,9 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
         stateConfig = config.state;
         stateStore = nextStore;
         logger.info({ backend: nextStore.backend }, "state store replaced by config reload");
-        // Requests still on the old runtime keep using the old store until they finish.
-        void old.retire().then(() => previousStore.close());
+        // Requests still on the old runtime keep using the old store until they finish;
+        // its leases admit no one new, so what they hold goes back now.
+        void closeStateStore(previousStore, old.retire());
       }
     },
     async close() {
@@ -154,8 +155,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       idleGc?.stop();
       clusterMetrics?.stop();
       await listener.close(options.config.server.drain_timeout_ms);
-      await gateway.runtime().retire();
-      await stateStore.close();
+      await closeStateStore(stateStore, gateway.runtime().retire());
     },
   };
 }

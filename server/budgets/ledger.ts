@@ -2,6 +2,7 @@ import type { Caller } from "../auth/keys.js";
 import type { BudgetConfig, GatewayConfig, TeamConfig } from "../config/schema.js";
 import { usdToNano } from "../pricing/cost.js";
 import { allOf } from "../state/all-of.js";
+import { leasesOf } from "../state/leases.js";
 import type { StateStore } from "../state/store.js";
 import { periodWindow, type PeriodWindow } from "./periods.js";
 
@@ -18,6 +19,12 @@ import { periodWindow, type PeriodWindow } from "./periods.js";
  * Spend lives under `budget:<kind>:<id>:<period>:<period id>` and expires a
  * while after its period ends; a reservation a crashed replica never
  * settled expires on its own after the reservation TTL.
+ *
+ * With Redis, a request is usually reserved from this replica's quota lease
+ * of the budget (state/leases.ts), a reservation taken ahead while the
+ * budget is far from its limit and under its soft limit; its settlement
+ * still records the spend in Redis at once. Its statuses are then the
+ * lease's view, at most the store's leaseMs old.
  */
 
 /** BudgetScope is one budget that applies to a request. */
@@ -138,10 +145,13 @@ export function createBudgetLedger(options: BudgetLedgerOptions = {}): BudgetLed
         const ttlMs = Math.max(1, window.endMs - at) + RETAIN_AFTER_PERIOD_MS;
         return { s, window, key: currentKey(s, window), ttlMs };
       });
-      const results = await allOf(held, (h) => store.reserve(h.key, reservationId, amountNano, h.s.limitNano, h.ttlMs, reservationTtlMs));
+      const leases = leasesOf(store);
+      const results = await allOf(held, (h) =>
+        leases.reserve(h.key, reservationId, amountNano, h.s.limitNano, h.s.softNano ?? h.s.limitNano, h.ttlMs, reservationTtlMs),
+      );
       const statuses = held.map((h, i) => statusOf(h.s, h.window, results[i]!.committed, results[i]!.reserved));
       const release = async (actualNano: bigint, which: (i: number) => boolean) => {
-        await allOf(held, (h, i) => (which(i) ? store.settle(h.key, reservationId, actualNano, h.ttlMs) : undefined));
+        await allOf(held, (_, i) => (which(i) ? results[i]!.settle(actualNano) : undefined));
       };
       if (results.every((r) => r.ok)) {
         let settled = false;

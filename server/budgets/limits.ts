@@ -2,7 +2,8 @@ import type { Caller } from "../auth/keys.js";
 import type { GatewayConfig, LimitsConfig } from "../config/schema.js";
 import { GatewayError } from "../core/errors.js";
 import { allOf } from "../state/all-of.js";
-import { USED_UPPER_BOUND, type StateStore, type WindowRequest, type WindowsResult } from "../state/store.js";
+import { leasesOf, type WindowsAdmission } from "../state/leases.js";
+import type { StateStore, WindowRequest, WindowsResult } from "../state/store.js";
 import { teamOf } from "./ledger.js";
 
 /**
@@ -13,7 +14,9 @@ import { teamOf } from "./ledger.js";
  * routed; after the call the TPM windows are reconciled with the tokens the
  * provider reported. A scope's windows are taken all or nothing; a request
  * a limit refuses never reaches a provider, and what it took from the
- * other scope's windows is given back.
+ * other scope's windows is given back. With Redis, most requests are
+ * admitted from this replica's quota lease of a scope's windows, without
+ * a round trip (state/leases.ts).
  */
 
 /** WINDOW_MS is the limit window: one minute. */
@@ -102,10 +105,13 @@ function refusalOf(scope: LimitScope, group: readonly WindowRequest[], result: W
   });
 }
 
-/** ticketFor reconciles the TPM windows taken (the groups' last entries when they are TPM windows). */
-function ticketFor(store: StateStore, scopes: readonly LimitScope[], groups: readonly WindowRequest[][]): LimitTicket {
-  const tpm: WindowRequest[] = [];
-  for (let i = 0; i < groups.length; i++) if (scopes[i]!.limits.tpm !== undefined) tpm.push(groups[i]![groups[i]!.length - 1]!);
+/** ticketFor reconciles the TPM windows taken (the groups' last windows when they are TPM windows), where they were counted. */
+function ticketFor(scopes: readonly LimitScope[], groups: readonly WindowRequest[][], admissions: readonly WindowsAdmission[]): LimitTicket {
+  const tpm: Array<{ admission: WindowsAdmission; index: number; amount: number }> = [];
+  for (let i = 0; i < groups.length; i++) {
+    const index = groups[i]!.length - 1;
+    if (scopes[i]!.limits.tpm !== undefined) tpm.push({ admission: admissions[i]!, index, amount: groups[i]![index]!.amount });
+  }
   if (tpm.length === 0) return noTicket;
   let reconciled = false;
   return {
@@ -113,7 +119,7 @@ function ticketFor(store: StateStore, scopes: readonly LimitScope[], groups: rea
       if (reconciled) return;
       reconciled = true;
       const actual = Math.max(0, Math.round(actualTokens));
-      await allOf(tpm, (t) => (actual === t.amount ? undefined : store.windowAdjust(t.key, actual - t.amount, WINDOW_MS)));
+      await allOf(tpm, (t) => (actual === t.amount ? undefined : t.admission.taken!.adjust(t.index, actual - t.amount)));
     },
   };
 }
@@ -126,15 +132,16 @@ function ticketFor(store: StateStore, scopes: readonly LimitScope[], groups: rea
 export async function acquireLimits(store: StateStore, scopes: readonly LimitScope[], tokens: number): Promise<LimitTicket> {
   if (scopes.length === 0) return noTicket;
   const groups = scopes.map((scope) => groupOf(scope, tokens));
-  // A scope's windows are taken all or nothing, and all scopes at once (one round trip under Redis);
+  // A scope's windows are taken all or nothing, and all scopes at once (one round trip under Redis, or none from a lease);
   // a scope's refusal gives back what the other scopes took.
-  // Only whether each scope had room is read, never the totals: an upper bound on them will do (cheaper under Redis).
-  const results = await allOf(groups, (g) => store.windowsAcquire(g, WINDOW_MS, USED_UPPER_BOUND));
-  const refused = results.findIndex((r) => !r.allowed);
-  if (refused < 0) return ticketFor(store, scopes, groups);
-  const taken = groups.filter((_, i) => results[i]!.allowed).flat();
-  await Promise.all(taken.map((t) => store.windowAdjust(t.key, -t.amount, WINDOW_MS)));
-  throw refusalOf(scopes[refused]!, groups[refused]!, results[refused]!);
+  const leases = leasesOf(store);
+  const admissions = await allOf(groups, (g) => leases.acquireWindows(g, WINDOW_MS));
+  const refused = admissions.findIndex((a) => !a.result.allowed);
+  if (refused < 0) return ticketFor(scopes, groups, admissions);
+  const giveBacks: Array<Promise<void>> = [];
+  admissions.forEach((a, i) => groups[i]!.forEach((w, j) => a.taken !== undefined && giveBacks.push(a.taken.adjust(j, -w.amount))));
+  await Promise.all(giveBacks);
+  throw refusalOf(scopes[refused]!, groups[refused]!, admissions[refused]!.result);
 }
 
 /** LimitUsage is a scope's current use of its windows. */

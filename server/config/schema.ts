@@ -269,6 +269,8 @@ const stateSchema = z.discriminatedUnion("backend", [
     key_prefix: z.string().default("llmgw"),
     /** how long one Redis command may take before the call is served from local state */
     command_timeout_ms: positiveInt.optional(),
+    /** how long a replica may hold rate-limit and budget capacity it took ahead of use (quota leases), so most requests need no Redis round trip; 0 = ask Redis on every request */
+    lease_ms: z.number().int().min(0).max(10_000).optional(),
   }),
 ]);
 

@@ -1,7 +1,8 @@
 import type { ChatRequest } from "../core/chat.js";
 import type { Deployment } from "../core/runtime.js";
 import { allOf } from "../state/all-of.js";
-import { USED_UPPER_BOUND, type StateStore } from "../state/store.js";
+import { leasesOf } from "../state/leases.js";
+import type { StateStore } from "../state/store.js";
 import type { Wakeup } from "./wait.js";
 
 /**
@@ -14,7 +15,9 @@ import type { Wakeup } from "./wait.js";
  * estimated tokens (prompt estimate + its output bound) in every TPM
  * window before it is sent; when it ends, the reservation is reconciled
  * with the tokens actually used (windowAdjust), and capacity given back
- * wakes this replica's waiting batch requests at once.
+ * wakes this replica's waiting batch requests at once. With Redis, most
+ * requests are admitted from this replica's quota lease of the windows,
+ * without a round trip (state/leases.ts).
  */
 
 /** LIMIT_WINDOW_MS is the span of an rpm/tpm window. */
@@ -134,29 +137,38 @@ export async function acquireCapacity(store: StateStore, wakeup: Wakeup, d: Depl
       return { ok: false, reason: `needs ~${tokens} tokens, more than ${e.label} allows`, retryAfterMs: 0, never: true };
     }
   }
-  // The provider's windows and the deployment's are two groups, each taken all or nothing, both in one round trip.
-  // Totals are only a hint here (capacityLikely), so an upper bound will do: cheaper under Redis.
-  const results = await allOf(groups, (g) => store.windowsAcquire(g.map((e) => ({ key: e.key, amount: e.tokens ? tokens : 1, limit: e.limit })), LIMIT_WINDOW_MS, USED_UPPER_BOUND));
-  if (totals !== undefined) groups.forEach((g, i) => g.forEach((e, j) => totals.set(e.key, results[i]!.windows[j]!.used)));
-  if (results.some((r) => !r.allowed)) {
-    const giveBack: Array<Promise<void>> = [];
+  // The provider's windows and the deployment's are two groups, each taken all or nothing, both in one round trip (or none, from leases).
+  const leases = leasesOf(store);
+  const admissions = await allOf(groups, (g) => leases.acquireWindows(g.map((e) => ({ key: e.key, amount: e.tokens ? tokens : 1, limit: e.limit })), LIMIT_WINDOW_MS));
+  // Totals are only a hint here (capacityLikely): a lease's view will do.
+  if (totals !== undefined) groups.forEach((g, i) => g.forEach((e, j) => totals.set(e.key, admissions[i]!.result.windows[j]!.used)));
+  // adjustAll changes what each window took by delta(e): all of it back, or a TPM reservation reconciled.
+  const adjustAll = (delta: (e: LimitEntry) => number): Promise<unknown> =>
+    Promise.all(
+      groups.flatMap((g, i) =>
+        g.map((e, j) => {
+          const d = delta(e);
+          const taken = admissions[i]!.taken;
+          return d === 0 || taken === undefined ? undefined : taken.adjust(j, d);
+        }),
+      ),
+    );
+  if (admissions.some((a) => !a.result.allowed)) {
     let retryAfterMs = 0;
     const labels: string[] = [];
     groups.forEach((g, i) => {
-      const r = results[i]!;
+      const r = admissions[i]!.result;
       g.forEach((e, j) => {
         const w = r.windows[j]!;
-        if (r.allowed) giveBack.push(store.windowAdjust(e.key, -(e.tokens ? tokens : 1), LIMIT_WINDOW_MS));
-        else if (!w.allowed) {
+        if (!r.allowed && !w.allowed) {
           retryAfterMs = Math.max(retryAfterMs, w.retryAfterMs);
           labels.push(e.label);
         }
       });
     });
-    await Promise.all(giveBack);
+    await adjustAll((e) => -(e.tokens ? tokens : 1));
     return { ok: false, reason: `rate limit reached: ${labels.join(", ")}`, retryAfterMs: Math.max(1, retryAfterMs), never: false };
   }
-  const tokenKeys = entries.filter((e) => e.tokens).map((e) => e.key);
   let settled = false;
   return {
     ok: true,
@@ -166,15 +178,15 @@ export async function acquireCapacity(store: StateStore, wakeup: Wakeup, d: Depl
         if (settled) return;
         settled = true;
         const delta = Math.round(actualTokens) - tokens;
-        if (delta === 0 || tokenKeys.length === 0) return;
-        await allOf(tokenKeys, (k) => store.windowAdjust(k, delta, LIMIT_WINDOW_MS));
+        if (delta === 0) return;
+        await adjustAll((e) => (e.tokens ? delta : 0));
         // Capacity came back: waiting batch requests on this replica try again now.
-        if (delta < 0) for (const k of tokenKeys) wakeup.wake(k);
+        if (delta < 0) for (const e of entries) if (e.tokens) wakeup.wake(e.key);
       },
       async release() {
         if (settled) return;
         settled = true;
-        await allOf(entries, (e) => store.windowAdjust(e.key, -(e.tokens ? tokens : 1), LIMIT_WINDOW_MS));
+        await adjustAll((e) => -(e.tokens ? tokens : 1));
         for (const e of entries) wakeup.wake(e.key);
       },
     },

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { GatewayConfig } from "../config/schema.js";
+import { leasesOf } from "./leases.js";
 import { createMemoryStore } from "./memory-store.js";
 import { createRedisStore } from "./redis-store.js";
 import type { StateStore } from "./store.js";
@@ -16,13 +17,25 @@ export function createStateStore(config: GatewayConfig["state"], logger: Logger)
     keyPrefix: config.key_prefix,
     logger,
     commandTimeoutMs: config.command_timeout_ms,
+    leaseMs: config.lease_ms,
   });
+}
+
+/**
+ * closeStateStore retires a store: its quota leases give back what they
+ * hold at once (they admit no one new), and the store closes once `drained`
+ * (the requests still using it) has settled.
+ */
+export async function closeStateStore(store: StateStore, drained: Promise<unknown>): Promise<void> {
+  await leasesOf(store).close();
+  await drained;
+  await store.close();
 }
 
 /** sameStateConfig reports whether two state configs would build the same store (a reload keeps it then). */
 export function sameStateConfig(a: GatewayConfig["state"], b: GatewayConfig["state"]): boolean {
   if (a.backend === "memory" || b.backend === "memory") return a.backend === b.backend;
-  return a.url === b.url && a.key_prefix === b.key_prefix && a.command_timeout_ms === b.command_timeout_ms;
+  return a.url === b.url && a.key_prefix === b.key_prefix && a.command_timeout_ms === b.command_timeout_ms && a.lease_ms === b.lease_ms;
 }
 
 /** describeState is the /readyz view of a store: its backend, or that it is degraded. */

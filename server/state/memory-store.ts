@@ -275,6 +275,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
 
   return {
     backend: "memory",
+    leaseMs: 0,
 
     healthy() {
       return true;

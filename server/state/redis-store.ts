@@ -53,12 +53,23 @@ export interface RedisStoreOptions {
   probeIntervalMs?: number;
   /** maxReconnectDelayMs caps ioredis's reconnect backoff (default 2000). */
   maxReconnectDelayMs?: number;
+  /** leaseMs is how long a quota lease lasts (leases.ts; default DEFAULT_LEASE_MS, 0 = no leases). */
+  leaseMs?: number;
 }
 
 /** DEFAULT_COMMAND_TIMEOUT_MS is the default bound on one Redis command. */
 // Long enough that an event-loop stall under load is not mistaken for a dead Redis (which would
 // make limits per-replica for a while), short enough that a hung Redis costs one slow request.
 export const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
+
+/**
+ * DEFAULT_LEASE_MS is how long a quota lease lasts by default: long enough
+ * that a busy replica asks Redis a few times a second rather than once per
+ * request, short enough that a lease's entries counting up to this much
+ * longer, and capacity an idle replica holds, do not matter next to a
+ * one-minute window.
+ */
+export const DEFAULT_LEASE_MS = 500;
 
 /**
  * MAX_BATCH_OPS bounds the operations in one call of the batch script:
@@ -349,6 +360,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStateStore {
 
   return {
     backend: "redis",
+    leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS,
 
     healthy() {
       return mode === "redis" && client.status === "ready";

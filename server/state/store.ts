@@ -114,6 +114,13 @@ export interface StateStore {
   /** backend names the implementation: "memory" or "redis". */
   readonly backend: "memory" | "redis";
 
+  /**
+   * leaseMs is how long this replica may hold capacity it took ahead of
+   * use (quota leases, leases.ts); 0 means never. The memory store's is 0:
+   * its state is local and exact already.
+   */
+  readonly leaseMs: number;
+
   /** healthy is false while a Redis store is serving from its local fallback. */
   healthy(): boolean;
 

@@ -10,10 +10,11 @@ import { simulatedProvider, startTestGateway, type TestGateway } from "../suppor
 // budget, and a per-key RPM limit admits its limit, not twice it.
 
 const prefix = `test-budgets-${randomUUID().replaceAll("-", "")}`;
+const LEASE_MS = 300;
 const body = (maxTokens: number) => JSON.stringify({ model: "sim/a", max_tokens: maxTokens, messages: [{ role: "user", content: "the same question every time" }] });
 
 interface Spend {
-  key: { budget: { spent_nano_usd: string; reserved_nano_usd: string; limit_nano_usd: string } | null; limits: { rpm: { used: number } } | null };
+  key: { budget: { spent_nano_usd: string; reserved_nano_usd: string; limit_nano_usd: string } | null; limits: { rpm: { used: number }; tpm?: { used: number } } | null };
   team: { budget: { spent_nano_usd: string; reserved_nano_usd: string } | null } | null;
 }
 
@@ -25,7 +26,7 @@ describe("budgets and limits across two replicas on one Redis", () => {
   const config = (unitCost: bigint) => ({
     // A generous command timeout: a loaded test machine's event-loop stall must not send a replica to its
     // local fallback (per-replica budgets, tested elsewhere) in the middle of a count.
-    state: { backend: "redis", url: "redis://127.0.0.1:6379", key_prefix: prefix, command_timeout_ms: 10_000 },
+    state: { backend: "redis", url: "redis://127.0.0.1:6379", key_prefix: prefix, command_timeout_ms: 10_000, lease_ms: LEASE_MS },
     providers: [simulatedProvider("sim", { first_token_ms: 2 })],
     models: [{ id: "sim/a", provider: "sim", context_window: 32_000, max_output_tokens: 4096, pricing: { input: 2, output: 8 } }],
     keys: [
@@ -34,6 +35,8 @@ describe("budgets and limits across two replicas on one Redis", () => {
       { id: "alice", key_sha256: sha256Hex("k-alice"), team: "ops" },
       { id: "bob", key_sha256: sha256Hex("k-bob"), team: "ops" },
       { id: "rpm", key_sha256: sha256Hex("k-rpm"), limits: { rpm: 50 } },
+      // Far from exhaustion: served from the replicas' quota leases.
+      { id: "roomy", key_sha256: sha256Hex("k-roomy"), limits: { rpm: 100_000, tpm: 100_000_000 }, budget: { usd: 1000, period: "day" } },
     ],
     teams: [{ id: "ops", budget: { usd: Number(unitCost * 75n / 2n) / 1e9, period: "week" } }],
   });
@@ -102,6 +105,26 @@ describe("budgets and limits across two replicas on one Redis", () => {
     assert.equal(BigInt(team.spent_nano_usd), BigInt(admitted) * cost);
     assert.ok(BigInt(team.spent_nano_usd) <= budget);
     assert.equal(team.reserved_nano_usd, "0");
+  });
+
+  it("limits and a budget far from exhaustion, served from leases: spend is recorded as requests end, and usage is exact once the leases end", async () => {
+    // Waves, so that leases are taken, used up, renewed and replaced on both replicas.
+    let ok = 0;
+    for (let wave = 0; wave < 5; wave++) ok += (await hammer("k-roomy", 40, 12)).filter((s) => s === 200).length;
+    assert.equal(ok, 200);
+    assert.deepEqual(fallbacks(), [], "both replicas stayed on Redis");
+    // Spend is in Redis as soon as each request settled (just after its answer), leases or not.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const during = (await spend("k-roomy", gateways[1])).key;
+    assert.equal(BigInt(during.budget!.spent_nano_usd), 200n * cost);
+    // What the leases hold goes back when they end: nothing stays reserved, and the windows count exactly the requests and their tokens.
+    await new Promise((resolve) => setTimeout(resolve, 3 * LEASE_MS));
+    const settled = (await spend("k-roomy", gateways[0])).key;
+    assert.equal(settled.budget!.reserved_nano_usd, "0");
+    assert.equal(BigInt(settled.budget!.spent_nano_usd), 200n * cost);
+    assert.equal(settled.limits!.rpm.used, 200);
+    const single = (await spend("k-roomy", gateways[0])).key.limits!.tpm!.used / 200;
+    assert.ok(Number.isInteger(single) && single > 0, `tpm used ${single * 200} is 200 requests' actual tokens`);
   });
 
   it("a 50 rpm key limit admits 50 of 80 across both replicas", async () => {

@@ -1,0 +1,447 @@
+import type { StateStore, WindowEntry, WindowRequest, WindowsResult } from "./store.js";
+import { USED_UPPER_BOUND } from "./store.js";
+
+/**
+ * Quota leases: how a replica on a remote store admits most requests
+ * without a round trip, and still never admits more than a limit.
+ *
+ * A replica takes capacity ahead of use from the shared store, in one
+ * atomic call against the real limit, and spends it locally: a lease of a
+ * window group (a scope's rpm and tpm windows) or of a budget. Every unit
+ * a lease holds is counted in the store while the lease lives, so the
+ * store's totals never under-count what replicas admitted; what a lease
+ * did not spend goes back when it ends (after the store's leaseMs) or is
+ * replaced. Exactness rests on three rules:
+ *
+ * - A window lease's entries are timed leaseMs ahead (holdMs): a unit spent
+ *   any time during the lease still counts for a whole window after it was
+ *   spent. The error is on the safe side: units count up to leaseMs longer.
+ * - Give-backs name the entry they were counted in (WindowEntry), so a
+ *   request's unused tokens never come out of another replica's lease.
+ * - A budget lease is a reservation like a request's (StateStore.reserve);
+ *   each request it admitted settles its own spend at once, releasing its
+ *   share (settle with `release`), so spend is never held back locally and
+ *   a crashed replica's lease lapses with the reservation.
+ *
+ * Leases are granted only far from a limit, so a refusal never comes while
+ * leases hold what would have fit (beyond what they took in the last
+ * leaseMs): a window's lease only while the window stays at most half full
+ * and the lease is at most 1/64 of the limit; a budget's only while 63
+ * more such leases would fit after it (and under its soft limit, so that
+ * a lease never admits past the point where the budget degrades requests).
+ * Near a limit every request asks the store, exactly as without leases.
+ *
+ * A lease is sized to the demand it sees: it starts at LEASE_START
+ * requests' worth, doubles when used up early, and halves when it ends
+ * with most of it unused. It is renewed in the background once half used,
+ * so a steady stream of requests never waits on the store. The cost is
+ * staleness where nothing is enforced: `used` totals are this replica's
+ * last view, and a lease-admitted request reports its budget's status as
+ * of the lease's grant (at most leaseMs old).
+ */
+
+/** LEASE_START is a new lease's size, in requests' worth. */
+export const LEASE_START = 4;
+
+/** LEASE_MAX bounds a lease's size, in requests' worth. */
+export const LEASE_MAX = 1024;
+
+// A lease is at most this fraction of a limit, and a budget's is granted only while this many fit in what is left.
+const LIMIT_SHARE = 64;
+
+/** Taken is what one admission took from a group's windows. */
+export interface Taken {
+  /**
+   * adjust changes what window i took by delta: negative to give back (at
+   * most what it took), positive when the request used more than it took.
+   */
+  adjust(i: number, delta: number): Promise<void>;
+}
+
+/** WindowsAdmission is an acquire's outcome, and, when it was allowed, what it took. */
+export interface WindowsAdmission {
+  result: WindowsResult;
+  /** taken is set when result.allowed. */
+  taken?: Taken;
+}
+
+/** Sizing is a lease's adaptive size and its renewal state, kept per group or budget. */
+interface Sizing {
+  /** size is the next lease's size in requests' worth. */
+  size: number;
+  /** renewing is true while a lease request is in flight. */
+  renewing: boolean;
+  /** quietUntil is when to ask for a lease again after a refusal or failure (performance.now()). */
+  quietUntil: number;
+}
+
+function grow(s: Sizing): void {
+  s.size = Math.min(LEASE_MAX, s.size * 2);
+}
+
+function shrink(s: Sizing): void {
+  s.size = Math.max(LEASE_START, Math.floor(s.size / 2));
+}
+
+const clock = () => performance.now();
+
+/** WindowLease is capacity a replica holds in a group's windows. */
+interface WindowLease {
+  windowMs: number;
+  keys: string[];
+  limits: number[];
+  entries: WindowEntry[];
+  /** granted and free per window. */
+  granted: number[];
+  free: number[];
+  /** used is each window's total when the lease was granted (lease included): the totals this replica reports. */
+  used: number[];
+  /** endsAt is when the lease may no longer admit (performance.now() clock; at or before its entries' time on the store's clock). */
+  endsAt: number;
+  closed: boolean;
+  timer?: NodeJS.Timeout;
+}
+
+interface GroupState extends Sizing {
+  lease?: WindowLease;
+}
+
+/** BudgetLease is budget a replica holds as one reservation. */
+interface BudgetLease {
+  id: string;
+  free: bigint;
+  granted: bigint;
+  /** committed and reserved as of the grant (the lease included). */
+  committed: bigint;
+  reserved: bigint;
+  endsAt: number;
+  /** reservedUntil is when the store lets the reservation lapse (performance.now() clock, a lower bound). */
+  reservedUntil: number;
+  /** ttlMs is the budget hash's TTL as of the grant (for giving back what is left). */
+  ttlMs: number;
+  closed: boolean;
+  timer?: NodeJS.Timeout;
+}
+
+interface BudgetState extends Sizing {
+  lease?: BudgetLease;
+}
+
+/** BudgetAdmission is a reservation's outcome, and how to settle it when it was made. */
+export interface BudgetAdmission {
+  ok: boolean;
+  committed: bigint;
+  reserved: bigint;
+  /** settle records the actual spend and ends the reservation (call once). */
+  settle(actual: bigint): Promise<void>;
+}
+
+let leaseIds = 0;
+const replicaTag = `${process.pid.toString(36)}${Math.floor(Math.random() * 2 ** 32).toString(36)}`;
+
+/** Leases are one store's quota leases on this replica (see above). */
+export interface Leases {
+  /**
+   * acquireWindows is store.windowsAcquire(requests, windowMs) with `used`
+   * as a hint (USED_UPPER_BOUND), served from this replica's lease of the
+   * group when it holds enough. Give back or adjust through `taken`.
+   */
+  acquireWindows(requests: readonly WindowRequest[], windowMs: number): Promise<WindowsAdmission>;
+  /**
+   * reserve is store.reserve(key, id, amount, limit, ttlMs, reservationTtlMs),
+   * served from this replica's lease of the budget when it holds enough;
+   * leases are granted only while committed + reserved + the lease stays
+   * within leaseLimit (the caller's soft limit, when it has one) and 63
+   * more leases would fit under limit.
+   */
+  reserve(key: string, id: string, amount: bigint, limit: bigint, leaseLimit: bigint, ttlMs: number, reservationTtlMs: number): Promise<BudgetAdmission>;
+  /** close gives back what the leases hold and stops their timers. */
+  close(): Promise<void>;
+}
+
+const noop = (): undefined => undefined;
+
+/** createLeases builds the leases of one store; with store.leaseMs 0 every call goes to the store. */
+export function createLeases(store: StateStore): Leases {
+  const leaseMs = store.leaseMs;
+  const groups = new Map<string, GroupState>();
+  const budgets = new Map<string, BudgetState>();
+  let closed = false;
+
+  // quiet ends a renewal that got no lease: ask the store per request for a while.
+  function quiet(s: Sizing): void {
+    s.renewing = false;
+    s.quietUntil = clock() + leaseMs;
+  }
+
+  // install makes lease the current one, ends the one it replaces, and ends it when its time is up.
+  function install<L extends { endsAt: number; timer?: NodeJS.Timeout }>(s: { lease?: L }, lease: L, end: (l: L) => void): void {
+    lease.timer = setTimeout(() => end(lease), Math.max(0, lease.endsAt - clock()));
+    lease.timer.unref();
+    const previous = s.lease;
+    s.lease = lease;
+    if (previous !== undefined) end(previous);
+  }
+
+  // ---- windows ----
+
+  function exactTaken(requests: readonly WindowRequest[], windowMs: number, result: WindowsResult): Taken {
+    return {
+      adjust: (i, delta) => (delta === 0 ? Promise.resolve() : store.windowAdjust(requests[i]!.key, delta, windowMs, delta < 0 ? result.windows[i]!.entry : undefined)),
+    };
+  }
+
+  function endWindowLease(g: GroupState, lease: WindowLease, windowMs: number): void {
+    if (lease.closed) return;
+    lease.closed = true;
+    clearTimeout(lease.timer);
+    if (g.lease === lease) g.lease = undefined;
+    let unused = 0;
+    for (let i = 0; i < lease.keys.length; i++) {
+      unused = Math.max(unused, lease.free[i]! / (lease.granted[i]! || 1));
+      if (lease.free[i]! > 0) store.windowAdjust(lease.keys[i]!, -lease.free[i]!, windowMs, lease.entries[i]).catch(noop);
+      lease.free[i] = 0;
+    }
+    // Ended with most of it unused: the next one is smaller.
+    if (unused > 0.5) shrink(g);
+  }
+
+  function liveWindowLease(g: GroupState, windowMs: number): WindowLease | undefined {
+    const lease = g.lease;
+    if (lease !== undefined && clock() >= lease.endsAt) endWindowLease(g, lease, windowMs);
+    return g.lease;
+  }
+
+  function leaseTaken(g: GroupState, lease: WindowLease, windowMs: number): Taken {
+    return {
+      async adjust(i, delta) {
+        if (delta === 0) return;
+        if (!lease.closed && clock() >= lease.endsAt) endWindowLease(g, lease, windowMs);
+        if (!lease.closed) {
+          // While the lease lives, its entry holds this request's amount: give back to the lease, or take more from it.
+          if (delta < 0) {
+            lease.free[i] = lease.free[i]! - delta;
+            return;
+          }
+          if (lease.free[i]! >= delta) {
+            lease.free[i] = lease.free[i]! - delta;
+            return;
+          }
+        }
+        await store.windowAdjust(lease.keys[i]!, delta, windowMs, delta < 0 ? lease.entries[i] : undefined);
+      },
+    };
+  }
+
+  function renewWindows(g: GroupState, requests: readonly WindowRequest[], windowMs: number): void {
+    if (g.renewing || closed || clock() < g.quietUntil) return;
+    // At most 1/64 of any limit: a small limit is not leased at all.
+    let size = g.size;
+    for (const r of requests) if (r.amount > 0) size = Math.min(size, Math.floor(r.limit / LIMIT_SHARE / r.amount));
+    if (size < 2) {
+      quiet(g);
+      return;
+    }
+    const extras = requests.map((r) => ({ key: r.key, amount: r.amount * size, limit: Math.floor(r.limit / 2) }));
+    const sentAt = clock();
+    g.renewing = true;
+    store.windowsAcquire(extras, windowMs, { usedUpperBound: true, holdMs: leaseMs }).then(
+      (result) => {
+        g.renewing = false;
+        if (!result.allowed || closed) {
+          if (result.allowed) for (let i = 0; i < extras.length; i++) store.windowAdjust(extras[i]!.key, -extras[i]!.amount, windowMs, result.windows[i]!.entry).catch(noop);
+          // The group is over half full (or closing): ask the store per request for a while.
+          quiet(g);
+          return;
+        }
+        const lease: WindowLease = {
+          windowMs,
+          keys: extras.map((e) => e.key),
+          limits: requests.map((r) => r.limit),
+          entries: result.windows.map((w) => w.entry ?? { at: 0, seq: 0 }),
+          granted: extras.map((e) => e.amount),
+          free: extras.map((e) => e.amount),
+          used: result.windows.map((w) => w.used),
+          // The store timed the entries at its clock's now + leaseMs, and its now came after sentAt.
+          endsAt: sentAt + leaseMs,
+          closed: false,
+        };
+        install(g, lease, (l) => endWindowLease(g, l, windowMs));
+      },
+      () => quiet(g),
+    );
+  }
+
+  function sameLimits(lease: WindowLease, requests: readonly WindowRequest[]): boolean {
+    if (lease.keys.length !== requests.length) return false;
+    for (let i = 0; i < requests.length; i++) if (lease.keys[i] !== requests[i]!.key || lease.limits[i] !== requests[i]!.limit) return false;
+    return true;
+  }
+
+  async function acquireWindows(requests: readonly WindowRequest[], windowMs: number): Promise<WindowsAdmission> {
+    if (leaseMs <= 0) {
+      const result = await store.windowsAcquire(requests, windowMs, USED_UPPER_BOUND);
+      return result.allowed ? { result, taken: exactTaken(requests, windowMs, result) } : { result };
+    }
+    const id = groupId(requests, windowMs);
+    let g = groups.get(id);
+    if (g === undefined) {
+      g = { size: LEASE_START, renewing: false, quietUntil: 0 };
+      groups.set(id, g);
+    }
+    const lease = liveWindowLease(g, windowMs);
+    if (lease !== undefined && sameLimits(lease, requests)) {
+      let fits = true;
+      for (let i = 0; i < requests.length; i++) if (lease.free[i]! < requests[i]!.amount) fits = false;
+      if (fits) {
+        let half = false;
+        for (let i = 0; i < requests.length; i++) {
+          lease.free[i] = lease.free[i]! - requests[i]!.amount;
+          if (lease.free[i]! * 2 < lease.granted[i]!) half = true;
+        }
+        // Renewed ahead, so that the next requests find a lease rather than wait for the store.
+        if (half) renewWindows(g, requests, windowMs);
+        return {
+          result: { allowed: true, windows: requests.map((_, i) => ({ allowed: true, used: lease.used[i]!, retryAfterMs: 0 })) },
+          taken: leaseTaken(g, lease, windowMs),
+        };
+      }
+      // Used up before its time: the next one is larger.
+      grow(g);
+    }
+    // Issued in the same turn as the exact acquire, after it (it never takes this request's room): with Redis, one round trip for both.
+    const acquiring = store.windowsAcquire(requests, windowMs, USED_UPPER_BOUND);
+    renewWindows(g, requests, windowMs);
+    const result = await acquiring;
+    return result.allowed ? { result, taken: exactTaken(requests, windowMs, result) } : { result };
+  }
+
+  // ---- budgets ----
+
+  function endBudgetLease(key: string, b: BudgetState, lease: BudgetLease): void {
+    if (lease.closed) return;
+    lease.closed = true;
+    clearTimeout(lease.timer);
+    if (b.lease === lease) b.lease = undefined;
+    if (lease.free * 2n > lease.granted) shrink(b);
+    // The rest of the reservation belongs to requests in flight; each releases its own share.
+    if (lease.free > 0n) store.settle(key, lease.id, 0n, lease.ttlMs, lease.free).catch(noop);
+    lease.free = 0n;
+  }
+
+  function renewBudget(key: string, b: BudgetState, amount: bigint, limit: bigint, leaseLimit: bigint, ttlMs: number, reservationTtlMs: number): void {
+    if (b.renewing || closed || clock() < b.quietUntil || amount <= 0n) return;
+    const size = amount * BigInt(b.size);
+    // Granted only while 63 more such leases would fit after it, and within the soft limit.
+    let cap = limit - BigInt(LIMIT_SHARE - 1) * size;
+    if (leaseLimit < cap) cap = leaseLimit;
+    if (cap < size) {
+      quiet(b);
+      return;
+    }
+    const id = `lease-${replicaTag}-${(leaseIds++).toString(36)}`;
+    // The reservation outlives the lease by the longest a request it admits may run.
+    const heldMs = leaseMs + reservationTtlMs;
+    const sentAt = clock();
+    b.renewing = true;
+    store.reserve(key, id, size, cap, ttlMs, heldMs).then(
+      (r) => {
+        b.renewing = false;
+        if (!r.ok || closed) {
+          if (r.ok) store.settle(key, id, 0n, ttlMs).catch(noop);
+          quiet(b);
+          return;
+        }
+        const lease: BudgetLease = { id, free: size, granted: size, committed: r.committed, reserved: r.reserved, endsAt: sentAt + leaseMs, reservedUntil: sentAt + heldMs, ttlMs, closed: false };
+        install(b, lease, (l) => endBudgetLease(key, b, l));
+      },
+      () => quiet(b),
+    );
+  }
+
+  function leaseSettle(key: string, b: BudgetState, lease: BudgetLease, amount: bigint, ttlMs: number): (actual: bigint) => Promise<void> {
+    let settled = false;
+    return async (actual) => {
+      if (settled) return;
+      settled = true;
+      if (!lease.closed && clock() >= lease.endsAt) endBudgetLease(key, b, lease);
+      // Nothing spent while the lease lives: its share goes back to the lease, not to the store.
+      if (actual === 0n && !lease.closed) {
+        lease.free += amount;
+        return;
+      }
+      // Spend is recorded at once, and this request's share of the lease released with it.
+      await store.settle(key, lease.id, actual, ttlMs, amount);
+    };
+  }
+
+  async function reserve(key: string, id: string, amount: bigint, limit: bigint, leaseLimit: bigint, ttlMs: number, reservationTtlMs: number): Promise<BudgetAdmission> {
+    let b: BudgetState | undefined;
+    if (leaseMs > 0) {
+      b = budgets.get(key);
+      if (b === undefined) {
+        b = { size: LEASE_START, renewing: false, quietUntil: 0 };
+        budgets.set(key, b);
+      }
+      let lease = b.lease;
+      if (lease !== undefined && clock() >= lease.endsAt) {
+        endBudgetLease(key, b, lease);
+        lease = undefined;
+      }
+      const now = clock();
+      // A request that may run longer than the lease's reservation lasts asks the store.
+      if (lease !== undefined && now + reservationTtlMs <= lease.reservedUntil) {
+        if (lease.free >= amount) {
+          lease.free -= amount;
+          if (lease.free * 2n < lease.granted) renewBudget(key, b, amount, limit, leaseLimit, ttlMs, reservationTtlMs);
+          return { ok: true, committed: lease.committed, reserved: lease.reserved, settle: leaseSettle(key, b, lease, amount, ttlMs) };
+        }
+        grow(b);
+      }
+    }
+    const reserving = store.reserve(key, id, amount, limit, ttlMs, reservationTtlMs);
+    // In the same turn, after the request's own reservation: with Redis, one round trip for both.
+    if (b !== undefined) renewBudget(key, b, amount, limit, leaseLimit, ttlMs, reservationTtlMs);
+    const r = await reserving;
+    let settled = false;
+    return {
+      ...r,
+      settle: async (actual) => {
+        if (settled || !r.ok) return;
+        settled = true;
+        await store.settle(key, id, actual, ttlMs);
+      },
+    };
+  }
+
+  return {
+    acquireWindows,
+    reserve,
+    async close() {
+      closed = true;
+      for (const g of groups.values()) if (g.lease !== undefined) endWindowLease(g, g.lease, g.lease.windowMs);
+      // Their give-backs were issued above: the store sends them before it closes.
+      for (const [key, b] of budgets) if (b.lease !== undefined) endBudgetLease(key, b, b.lease);
+      groups.clear();
+      budgets.clear();
+    },
+  };
+}
+
+// A group's lease is found by its keys and window.
+function groupId(requests: readonly WindowRequest[], windowMs: number): string {
+  if (requests.length === 1) return `${windowMs}|${requests[0]!.key}`;
+  return `${windowMs}|${requests.map((r) => r.key).join("|")}`;
+}
+
+const leasesByStore = new WeakMap<StateStore, Leases>();
+
+/** leasesOf returns the leases of a store (one set per store, created on first use). */
+export function leasesOf(store: StateStore): Leases {
+  let leases = leasesByStore.get(store);
+  if (leases === undefined) {
+    leases = createLeases(store);
+    leasesByStore.set(store, leases);
+  }
+  return leases;
+}

@@ -1,0 +1,223 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { after, describe, it } from "node:test";
+import { Redis } from "ioredis";
+import pino from "pino";
+import { createLeases, LEASE_START, type Leases } from "../../server/state/leases.js";
+import { createMemoryStore } from "../../server/state/memory-store.js";
+import { createRedisStore, type RedisStateStore } from "../../server/state/redis-store.js";
+
+// Quota leases (server/state/leases.ts) on the real Redis at 127.0.0.1:6379,
+// under a key prefix unique to this run: two stores on one prefix are two
+// replicas. Leases are short (LEASE_MS) so that they end within a test;
+// what a lease holds is visible in the store's own totals, which is how
+// these tests tell a request served from a lease from one that asked Redis.
+
+const REDIS_URL = "redis://127.0.0.1:6379";
+const prefix = `test-leases-${randomUUID().replaceAll("-", "")}`;
+const LEASE_MS = 500;
+const MINUTE = 60_000;
+const HOUR = 3_600_000;
+const silent = pino({ level: "silent" });
+
+const opened: RedisStateStore[] = [];
+
+function replica(leaseMs = LEASE_MS): { store: RedisStateStore; leases: Leases } {
+  const store = createRedisStore({ url: REDIS_URL, keyPrefix: prefix, logger: silent, commandTimeoutMs: 5000, leaseMs });
+  opened.push(store);
+  return { store, leases: createLeases(store) };
+}
+
+const key = (label: string) => `test:${label}:${randomUUID()}`;
+
+after(async () => {
+  await Promise.all(opened.map((s) => s.close()));
+  const client = new Redis(REDIS_URL);
+  let cursor = "0";
+  do {
+    const [next, keys] = await client.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 500);
+    cursor = next;
+    if (keys.length > 0) await client.del(...keys);
+  } while (cursor !== "0");
+  await client.quit();
+});
+
+describe("quota leases: windows", () => {
+  it("serve requests from a lease taken beside the first, and give back what was not used when it ends", async () => {
+    const { store, leases } = replica();
+    const rpm = key("rpm");
+    const group = [{ key: rpm, amount: 1, limit: 64_000 }];
+    const first = await leases.acquireWindows(group, MINUTE);
+    assert.equal(first.result.allowed, true);
+    // The first request asked Redis; a lease of LEASE_START requests was taken in the same round trip.
+    await sleep(20);
+    assert.equal(await store.windowUsage(rpm, MINUTE), 1 + LEASE_START);
+    // The lease's entry is timed LEASE_MS ahead: what it hands out counts a whole window after it is handed out.
+    const client = new Redis(REDIS_URL);
+    // A window's key is tagged with its group, the logical key without its last segment (redis-store.ts).
+    const cut = rpm.lastIndexOf(":");
+    const entries = await client.zrange(`${prefix}:{${rpm.slice(0, cut)}}${rpm.slice(cut)}:w`, "0", "-1", "WITHSCORES");
+    await client.quit();
+    assert.deepEqual([entries[0]!.split(":")[1], entries[2]!.split(":")[1]], ["1", String(LEASE_START)]);
+    assert.equal(Number(entries[3]) - Number(entries[1]), LEASE_MS);
+    // The next requests come out of the lease: Redis's total does not move.
+    for (let i = 0; i < LEASE_START / 2; i++) assert.equal((await leases.acquireWindows(group, MINUTE)).result.allowed, true);
+    assert.equal(await store.windowUsage(rpm, MINUTE), 1 + LEASE_START);
+    // When the lease ends, what it did not hand out goes back: Redis counts exactly what was admitted
+    // (a renewal may have been taken once half the lease was used: let it end too).
+    await sleep(2 * LEASE_MS + 200);
+    assert.equal(await store.windowUsage(rpm, MINUTE), 1 + LEASE_START / 2);
+  });
+
+  it("reconcile a request's tokens into its lease while it lives, and into the lease's own entry after", async () => {
+    const { store, leases } = replica();
+    const group = [
+      { key: `${key("g")}:rpm`, amount: 1, limit: 1_000_000 },
+      { key: "", amount: 100, limit: 10_000_000 },
+    ];
+    group[1]!.key = group[0]!.key.replace(/:rpm$/, ":tpm");
+    await leases.acquireWindows(group, MINUTE);
+    await sleep(20);
+    const served = await leases.acquireWindows(group, MINUTE);
+    assert.equal(await store.windowUsage(group[1]!.key, MINUTE), 100 * (1 + LEASE_START));
+    // Used 40 of its 100: the 60 go back to the lease, not to Redis (Redis still holds the lease's entry).
+    await served.taken!.adjust(1, -60);
+    assert.equal(await store.windowUsage(group[1]!.key, MINUTE), 100 * (1 + LEASE_START));
+    // Two more requests from the lease settle after it ended.
+    const more = await leases.acquireWindows(group, MINUTE);
+    const less = await leases.acquireWindows(group, MINUTE);
+    await sleep(2 * LEASE_MS + 200);
+    const before = await store.windowUsage(group[1]!.key, MINUTE);
+    assert.equal(before, 100 + 40 + 100 + 100);
+    // One used more than it took: the extra is counted at once, as a new entry.
+    await more.taken!.adjust(1, 50);
+    assert.equal(await store.windowUsage(group[1]!.key, MINUTE), before + 50);
+    // One used less: the rest comes out of the lease's own entry.
+    await less.taken!.adjust(1, -70);
+    assert.equal(await store.windowUsage(group[1]!.key, MINUTE), 100 + 40 + 150 + 30);
+  });
+
+  it("never lease a small limit: each request asks Redis, and the window is exact", async () => {
+    const { store, leases } = replica();
+    const rpm = key("small");
+    for (let i = 1; i <= 5; i++) {
+      assert.equal((await leases.acquireWindows([{ key: rpm, amount: 1, limit: 100 }], MINUTE)).result.allowed, true);
+      assert.equal(await store.windowUsage(rpm, MINUTE), i);
+    }
+  });
+
+  it("never admit more than the limit across replicas, and count exactly what was admitted once leases end", async () => {
+    const replicas = [replica(), replica()];
+    const rpm = key("shared");
+    const limit = 640;
+    let admitted = 0;
+    // Bursts from both replicas, well past the limit, in waves so leases are taken, used and renewed.
+    for (let wave = 0; wave < 20; wave++) {
+      const results = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => replicas[i % 2]!.leases.acquireWindows([{ key: rpm, amount: 1, limit }], MINUTE)),
+      );
+      admitted += results.filter((r) => r.result.allowed).length;
+      assert.ok((await replicas[0]!.store.windowUsage(rpm, MINUTE)) <= limit, "Redis never counts past the limit");
+      await sleep(5);
+    }
+    assert.ok(admitted <= limit, `admitted ${admitted} of a limit of ${limit}`);
+    await sleep(2 * LEASE_MS + 200);
+    assert.equal(await replicas[0]!.store.windowUsage(rpm, MINUTE), admitted);
+    // With the leases ended, the rest of the limit is there to take, exactly.
+    let more = 0;
+    while ((await replicas[more % 2]!.leases.acquireWindows([{ key: rpm, amount: 1, limit }], MINUTE)).result.allowed) more++;
+    assert.equal(admitted + more, limit);
+  });
+
+  it("a refused group gives back nothing it did not take, and a lease's give-back comes out of its own entry only", async () => {
+    const a = replica();
+    const b = replica(0);
+    const tpm = key("tpm");
+    // Replica A holds a lease; replica B (no leases) takes and gives back 500 by its own entry.
+    await a.leases.acquireWindows([{ key: tpm, amount: 10, limit: 1_000_000 }], MINUTE);
+    await sleep(20);
+    const withLease = await a.store.windowUsage(tpm, MINUTE);
+    const taken = await b.leases.acquireWindows([{ key: tpm, amount: 500, limit: 1_000_000 }], MINUTE);
+    await taken.taken!.adjust(0, -500);
+    assert.equal(await a.store.windowUsage(tpm, MINUTE), withLease);
+    // A's lease entry is untouched: it still hands out what it holds without asking Redis.
+    for (let i = 0; i < LEASE_START / 2; i++) await a.leases.acquireWindows([{ key: tpm, amount: 10, limit: 1_000_000 }], MINUTE);
+    assert.equal(await a.store.windowUsage(tpm, MINUTE), withLease);
+    // Its end gives back what it did not hand out, from its own entry: Redis counts A's requests only.
+    await sleep(2 * LEASE_MS + 200);
+    assert.equal(await a.store.windowUsage(tpm, MINUTE), 10 * (1 + LEASE_START / 2));
+  });
+
+  it("with leaseMs 0, or on the memory store, every acquire is exact", async () => {
+    const memory = createMemoryStore();
+    const leases = createLeases(memory);
+    const rpm = key("mem");
+    await leases.acquireWindows([{ key: rpm, amount: 1, limit: 1_000_000 }], MINUTE);
+    await leases.acquireWindows([{ key: rpm, amount: 1, limit: 1_000_000 }], MINUTE);
+    assert.equal(await memory.windowUsage(rpm, MINUTE), 2);
+    await memory.close();
+  });
+});
+
+describe("quota leases: budgets", () => {
+  it("reserve from a lease, record each request's spend at once, and release the rest when the lease ends", async () => {
+    const { store, leases } = replica();
+    const budget = key("budget");
+    const limit = 1_000_000n;
+    const first = await leases.reserve(budget, "r1", 100n, limit, limit, HOUR, MINUTE);
+    assert.equal(first.ok, true);
+    await sleep(20);
+    // The lease (LEASE_START requests' worth) is reserved beside the request's own 100.
+    assert.deepEqual(await store.readReserve(budget), { committed: 0n, reserved: 100n + 100n * BigInt(LEASE_START) });
+    const served = await leases.reserve(budget, "r2", 100n, limit, limit, HOUR, MINUTE);
+    assert.equal(served.ok, true);
+    assert.deepEqual(await store.readReserve(budget), { committed: 0n, reserved: 100n + 100n * BigInt(LEASE_START) });
+    // A lease-served request's spend is in Redis as soon as it settles, and its share of the lease is released.
+    await served.settle(30n);
+    assert.deepEqual(await store.readReserve(budget), { committed: 30n, reserved: 100n + 100n * BigInt(LEASE_START - 1) });
+    await first.settle(70n);
+    // A request that spent nothing gives its share back to the lease, which then releases it on ending.
+    const unused = await leases.reserve(budget, "r3", 100n, limit, limit, HOUR, MINUTE);
+    await unused.settle(0n);
+    await sleep(2 * LEASE_MS + 200);
+    assert.deepEqual(await store.readReserve(budget), { committed: 100n, reserved: 0n });
+  });
+
+  it("never lease past the soft limit, or where 63 more leases would not fit", async () => {
+    const { store, leases } = replica();
+    const soft = key("soft");
+    // Under a soft limit of 300, a lease of 400 does not fit: the request is reserved alone.
+    await leases.reserve(soft, "a", 100n, 1_000_000n, 300n, HOUR, MINUTE);
+    await sleep(20);
+    assert.deepEqual(await store.readReserve(soft), { committed: 0n, reserved: 100n });
+    const tight = key("tight");
+    // 64 leases of 400 would need 25,600: a limit of 20,000 is too tight to lease.
+    await leases.reserve(tight, "a", 100n, 20_000n, 20_000n, HOUR, MINUTE);
+    await sleep(20);
+    assert.deepEqual(await store.readReserve(tight), { committed: 0n, reserved: 100n });
+  });
+
+  it("never reserve more than the limit across replicas, and commit exactly what was spent", async () => {
+    const replicas = [replica(), replica()];
+    const budget = key("shared-budget");
+    const limit = 64_000n;
+    const held: Array<(actual: bigint) => Promise<void>> = [];
+    let ok = 0;
+    for (let wave = 0; wave < 20; wave++) {
+      const results = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => replicas[i % 2]!.leases.reserve(budget, `w${wave}-${i}`, 100n, limit, limit, HOUR, MINUTE)),
+      );
+      for (const r of results) if (r.ok) {
+        ok++;
+        held.push(r.settle);
+      }
+      const now = await replicas[0]!.store.readReserve(budget);
+      assert.ok(now.committed + now.reserved <= limit, `committed ${now.committed} + reserved ${now.reserved} within ${limit}`);
+    }
+    assert.ok(BigInt(ok) * 100n <= limit, `${ok} reservations of 100 within ${limit}`);
+    await Promise.all(held.map((settle) => settle(100n)));
+    await sleep(2 * LEASE_MS + 200);
+    assert.deepEqual(await replicas[0]!.store.readReserve(budget), { committed: BigInt(ok) * 100n, reserved: 0n });
+  });
+});
