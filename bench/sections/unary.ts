@@ -19,7 +19,8 @@ import { ErrorLog, TARGET_COLUMNS, comparisonCells, rate, record, targetCells, t
  * redisRoundTripMs times bare PINGs (p50, ms) from a process on the
  * servers' CPU to the Redis of the gateway+Redis target (bench/redis-ping.ts):
  * what one state round trip costs on this machine before any work is
- * done, NaN if the probe fails.
+ * done (what a request pays that cannot be admitted from a quota lease),
+ * NaN if the probe fails.
  */
 async function redisRoundTripMs(ctx: BenchContext, url: string): Promise<number> {
   const [cmd, args] = nodeCommand({ script: compiled("bench/redis-ping.ts"), args: [url, "2000"], cpus: ctx.pinning.enabled ? ctx.pinning.servers : undefined });
@@ -99,7 +100,7 @@ export async function latencySection(ctx: BenchContext): Promise<Section> {
       ...(pingMs.length === 0
         ? []
         : [
-            "The Redis round trip is 2,000 sequential PINGs per round over one ioredis connection, from a process on the servers' CPU to the gateway's Redis: the transport part of the Redis figure, since a request on Redis state makes one state round trip before it goes upstream (its settlement goes after the answer).",
+            "The Redis round trip is 2,000 sequential PINGs per round over one ioredis connection, from a process on the servers' CPU to the gateway's Redis: what a request on Redis state pays on top when it has to ask Redis before it goes upstream (near a limit, or with lease_ms: 0); far from its limits a request is admitted from the replica's quota leases without one, and its settlement goes after the answer.",
           ]),
       ...errors.notes,
     ],
