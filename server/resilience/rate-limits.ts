@@ -143,16 +143,24 @@ export async function acquireCapacity(store: StateStore, wakeup: Wakeup, d: Depl
   // Totals are only a hint here (capacityLikely): a lease's view will do.
   if (totals !== undefined) groups.forEach((g, i) => g.forEach((e, j) => totals.set(e.key, admissions[i]!.result.windows[j]!.used)));
   // adjustAll changes what each window took by delta(e): all of it back, or a TPM reservation reconciled.
-  const adjustAll = (delta: (e: LimitEntry) => number): Promise<unknown> =>
-    Promise.all(
-      groups.flatMap((g, i) =>
-        g.map((e, j) => {
-          const d = delta(e);
-          const taken = admissions[i]!.taken;
-          return d === 0 || taken === undefined ? undefined : taken.adjust(j, d);
-        }),
-      ),
-    );
+  // Usually one window changes (a TPM reconcile): its promise is returned as it is, without Promise.all.
+  const adjustAll = (delta: (e: LimitEntry) => number): Promise<unknown> => {
+    let one: Promise<void> | undefined;
+    let many: Array<Promise<void>> | undefined;
+    for (let i = 0; i < groups.length; i++) {
+      const taken = admissions[i]!.taken;
+      if (taken === undefined) continue;
+      const g = groups[i]!;
+      for (let j = 0; j < g.length; j++) {
+        const d = delta(g[j]!);
+        if (d === 0) continue;
+        const p = taken.adjust(j, d);
+        if (one === undefined) one = p;
+        else (many ??= [one]).push(p);
+      }
+    }
+    return many !== undefined ? Promise.all(many) : (one ?? Promise.resolve());
+  };
   if (admissions.some((a) => !a.result.allowed)) {
     let retryAfterMs = 0;
     const labels: string[] = [];

@@ -163,7 +163,8 @@ const noop = (): undefined => undefined;
 
 /** createLeases builds the leases of one store; with store.leaseMs 0 every call goes to the store. */
 export function createLeases(store: StateStore): Leases {
-  const leaseMs = store.leaseMs;
+  // Anything but a positive leaseMs (a hand-built store, say) turns leases off.
+  const leaseMs = store.leaseMs > 0 ? store.leaseMs : 0;
   const groups = new Map<string, GroupState>();
   const budgets = new Map<string, BudgetState>();
   let closed = false;
@@ -278,11 +279,12 @@ export function createLeases(store: StateStore): Leases {
     return true;
   }
 
-  async function acquireWindows(requests: readonly WindowRequest[], windowMs: number): Promise<WindowsAdmission> {
-    if (leaseMs <= 0) {
-      const result = await store.windowsAcquire(requests, windowMs, USED_UPPER_BOUND);
-      return result.allowed ? { result, taken: exactTaken(requests, windowMs, result) } : { result };
-    }
+  // Every acquire asks the store: without leases, and when no lease can serve.
+  function exactAcquire(requests: readonly WindowRequest[], windowMs: number): Promise<WindowsAdmission> {
+    return store.windowsAcquire(requests, windowMs, USED_UPPER_BOUND).then((result) => (result.allowed ? { result, taken: exactTaken(requests, windowMs, result) } : { result }));
+  }
+
+  function acquireWindows(requests: readonly WindowRequest[], windowMs: number): Promise<WindowsAdmission> {
     const id = groupId(requests, windowMs);
     let g = groups.get(id);
     if (g === undefined) {
@@ -301,19 +303,18 @@ export function createLeases(store: StateStore): Leases {
         }
         // Renewed ahead, so that the next requests find a lease rather than wait for the store.
         if (half) renewWindows(g, requests, windowMs);
-        return {
+        return Promise.resolve({
           result: { allowed: true, windows: requests.map((_, i) => ({ allowed: true, used: lease.used[i]!, retryAfterMs: 0 })) },
           taken: leaseTaken(g, lease, windowMs),
-        };
+        });
       }
       // Used up before its time: the next one is larger.
       grow(g);
     }
     // Issued in the same turn as the exact acquire, after it (it never takes this request's room): with Redis, one round trip for both.
-    const acquiring = store.windowsAcquire(requests, windowMs, USED_UPPER_BOUND);
+    const acquiring = exactAcquire(requests, windowMs);
     renewWindows(g, requests, windowMs);
-    const result = await acquiring;
-    return result.allowed ? { result, taken: exactTaken(requests, windowMs, result) } : { result };
+    return acquiring;
   }
 
   // ---- budgets ----
@@ -375,48 +376,52 @@ export function createLeases(store: StateStore): Leases {
     };
   }
 
-  async function reserve(key: string, id: string, amount: bigint, limit: bigint, leaseLimit: bigint, ttlMs: number, reservationTtlMs: number): Promise<BudgetAdmission> {
-    let b: BudgetState | undefined;
-    if (leaseMs > 0) {
-      b = budgets.get(key);
-      if (b === undefined) {
-        b = { size: LEASE_START, renewing: false, quietUntil: 0 };
-        budgets.set(key, b);
-      }
-      let lease = b.lease;
-      if (lease !== undefined && clock() >= lease.endsAt) {
-        endBudgetLease(key, b, lease);
-        lease = undefined;
-      }
-      const now = clock();
-      // A request that may run longer than the lease's reservation lasts asks the store.
-      if (lease !== undefined && now + reservationTtlMs <= lease.reservedUntil) {
-        if (lease.free >= amount) {
-          lease.free -= amount;
-          if (lease.free * 2n < lease.granted) renewBudget(key, b, amount, limit, leaseLimit, ttlMs, reservationTtlMs);
-          return { ok: true, committed: lease.committed, reserved: lease.reserved, settle: leaseSettle(key, b, lease, amount, ttlMs) };
-        }
-        grow(b);
-      }
+  // The request's own reservation, settled by its id.
+  function exactReserve(key: string, id: string, amount: bigint, limit: bigint, ttlMs: number, reservationTtlMs: number): Promise<BudgetAdmission> {
+    return store.reserve(key, id, amount, limit, ttlMs, reservationTtlMs).then((r) => {
+      let settled = !r.ok;
+      return {
+        ok: r.ok,
+        committed: r.committed,
+        reserved: r.reserved,
+        settle(actual: bigint) {
+          if (settled) return Promise.resolve();
+          settled = true;
+          return store.settle(key, id, actual, ttlMs);
+        },
+      };
+    });
+  }
+
+  function reserve(key: string, id: string, amount: bigint, limit: bigint, leaseLimit: bigint, ttlMs: number, reservationTtlMs: number): Promise<BudgetAdmission> {
+    let b = budgets.get(key);
+    if (b === undefined) {
+      b = { size: LEASE_START, renewing: false, quietUntil: 0 };
+      budgets.set(key, b);
     }
-    const reserving = store.reserve(key, id, amount, limit, ttlMs, reservationTtlMs);
+    let lease = b.lease;
+    if (lease !== undefined && clock() >= lease.endsAt) {
+      endBudgetLease(key, b, lease);
+      lease = undefined;
+    }
+    // A request that may run longer than the lease's reservation lasts asks the store.
+    if (lease !== undefined && clock() + reservationTtlMs <= lease.reservedUntil) {
+      if (lease.free >= amount) {
+        lease.free -= amount;
+        if (lease.free * 2n < lease.granted) renewBudget(key, b, amount, limit, leaseLimit, ttlMs, reservationTtlMs);
+        return Promise.resolve({ ok: true, committed: lease.committed, reserved: lease.reserved, settle: leaseSettle(key, b, lease, amount, ttlMs) });
+      }
+      grow(b);
+    }
+    const reserving = exactReserve(key, id, amount, limit, ttlMs, reservationTtlMs);
     // In the same turn, after the request's own reservation: with Redis, one round trip for both.
-    if (b !== undefined) renewBudget(key, b, amount, limit, leaseLimit, ttlMs, reservationTtlMs);
-    const r = await reserving;
-    let settled = false;
-    return {
-      ...r,
-      settle: async (actual) => {
-        if (settled || !r.ok) return;
-        settled = true;
-        await store.settle(key, id, actual, ttlMs);
-      },
-    };
+    renewBudget(key, b, amount, limit, leaseLimit, ttlMs, reservationTtlMs);
+    return reserving;
   }
 
   return {
-    acquireWindows,
-    reserve,
+    acquireWindows: leaseMs > 0 ? acquireWindows : exactAcquire,
+    reserve: leaseMs > 0 ? reserve : (key, id, amount, limit, _leaseLimit, ttlMs, reservationTtlMs) => exactReserve(key, id, amount, limit, ttlMs, reservationTtlMs),
     async close() {
       closed = true;
       for (const g of groups.values()) if (g.lease !== undefined) endWindowLease(g, g.lease, g.lease.windowMs);
