@@ -32,9 +32,10 @@ import { USED_UPPER_BOUND } from "./store.js";
  * Near a limit every request asks the store, exactly as without leases.
  *
  * A lease is sized to the demand it sees: it starts at LEASE_START
- * requests' worth, doubles when used up early, and halves when it ends
- * with most of it unused. It is renewed in the background once half used,
- * so a steady stream of requests never waits on the store. The cost is
+ * requests' worth, doubles when it runs out or is half used before half
+ * its time, and halves when it runs its full time with most of it unused.
+ * It is renewed in the background once half used, so a steady stream of
+ * requests never waits on the store, and asks it a few times per leaseMs. The cost is
  * staleness where nothing is enforced: `used` totals are this replica's
  * last view, and a lease-admitted request reports its budget's status as
  * of the lease's grant (at most leaseMs old).
@@ -176,12 +177,20 @@ export function createLeases(store: StateStore): Leases {
   }
 
   // install makes lease the current one, ends the one it replaces, and ends it when its time is up.
-  function install<L extends { endsAt: number; timer?: NodeJS.Timeout }>(s: { lease?: L }, lease: L, end: (l: L) => void): void {
+  function install<L extends { endsAt: number; timer?: NodeJS.Timeout }>(s: Sizing & { lease?: L }, lease: L, end: (l: L) => void): void {
     lease.timer = setTimeout(() => end(lease), Math.max(0, lease.endsAt - clock()));
     lease.timer.unref();
     const previous = s.lease;
     s.lease = lease;
-    if (previous !== undefined) end(previous);
+    if (previous === undefined) return;
+    // Half used before half its life (renewals start at half): demand outruns the size, so the next is larger.
+    if (clock() < previous.endsAt - leaseMs / 2) grow(s);
+    end(previous);
+  }
+
+  // wasted tells whether a lease that ran its full time left more than half of it unused: then the next is smaller.
+  function wasted(endsAt: number, free: number, granted: number): boolean {
+    return clock() >= endsAt && free * 2 > granted;
   }
 
   // ---- windows ----
@@ -197,14 +206,13 @@ export function createLeases(store: StateStore): Leases {
     lease.closed = true;
     clearTimeout(lease.timer);
     if (g.lease === lease) g.lease = undefined;
-    let unused = 0;
+    let shrinks = false;
     for (let i = 0; i < lease.keys.length; i++) {
-      unused = Math.max(unused, lease.free[i]! / (lease.granted[i]! || 1));
+      if (wasted(lease.endsAt, lease.free[i]!, lease.granted[i]!)) shrinks = true;
       if (lease.free[i]! > 0) store.windowAdjust(lease.keys[i]!, -lease.free[i]!, windowMs, lease.entries[i]).catch(noop);
       lease.free[i] = 0;
     }
-    // Ended with most of it unused: the next one is smaller.
-    if (unused > 0.5) shrink(g);
+    if (shrinks) shrink(g);
   }
 
   function liveWindowLease(g: GroupState, windowMs: number): WindowLease | undefined {
@@ -324,7 +332,7 @@ export function createLeases(store: StateStore): Leases {
     lease.closed = true;
     clearTimeout(lease.timer);
     if (b.lease === lease) b.lease = undefined;
-    if (lease.free * 2n > lease.granted) shrink(b);
+    if (wasted(lease.endsAt, Number(lease.free), Number(lease.granted))) shrink(b);
     // The rest of the reservation belongs to requests in flight; each releases its own share.
     if (lease.free > 0n) store.settle(key, lease.id, 0n, lease.ttlMs, lease.free).catch(noop);
     lease.free = 0n;

@@ -98,6 +98,22 @@ describe("quota leases: windows", () => {
     assert.equal(await store.windowUsage(group[1]!.key, MINUTE), 100 + 40 + 150 + 30);
   });
 
+  it("grow with demand, so a busy replica asks Redis a few times per lease, not every few requests", async () => {
+    const { store, leases } = replica();
+    const rpm = key("busy");
+    // Paced, so that each renewal lands before its lease runs out: the leases grow because each is half
+    // used long before half its time, not because a request found one empty.
+    for (let i = 0; i < 80; i++) {
+      assert.equal((await leases.acquireWindows([{ key: rpm, amount: 1, limit: 1_000_000 }], MINUTE)).result.allowed, true);
+      await sleep(2);
+    }
+    // A lease of LEASE_START would hold at most LEASE_START; grown ones hold more.
+    const held = (await store.windowUsage(rpm, MINUTE)) - 80;
+    assert.ok(held > 2 * LEASE_START, `leases hold ${held} after 80 requests`);
+    await sleep(2 * LEASE_MS + 200);
+    assert.equal(await store.windowUsage(rpm, MINUTE), 80);
+  });
+
   it("never lease a small limit: each request asks Redis, and the window is exact", async () => {
     const { store, leases } = replica();
     const rpm = key("small");
