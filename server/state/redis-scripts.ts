@@ -443,12 +443,15 @@ end
 -- so PEXPIRE runs only when the hash would expire too early, not on every
 -- write (a budget's hash asks for the same instant, its period's end plus
 -- retention, on every request).
-local function save_reserve(h, r, t, field, value, now, ttl)
+local function save_reserve(h, r, t, field, value, now, ttl, field2, value2)
   -- Sized once by its constructor, filled in place.
-  local args = {'HSET', h, 't', t, false, false, false, false, false, false}
+  local args = {'HSET', h, 't', t, false, false, false, false, false, false, false, false}
   local n = 4
   if field then
     args[n + 1], args[n + 2], n = field, value, n + 2
+  end
+  if field2 then
+    args[n + 1], args[n + 2], n = field2, value2, n + 2
   end
   if r.x ~= nil then
     if not r.xs then r.xs = fmt(r.x) end
@@ -497,18 +500,24 @@ local field = 'r:' .. ARGV[1]
 local now = now_ms()
 local r = open_reserve(h, now, true, field)
 local t = r.t
+local kept = false
 if r.prev then
   local amount, expires = parse_reservation(r.prev)
   local release = ARGV[4]
   if release and scmp(release, amount) < 0 then
+    -- Written with the totals, in one HSET.
     t = ssub(t, release)
-    redis.call('HSET', h, field, ssub(amount, release) .. '|' .. fmt(expires))
+    kept = ssub(amount, release) .. '|' .. fmt(expires)
   else
     t = ssub(t, amount)
     redis.call('HDEL', h, field)
   end
 end
-save_reserve(h, r, t, 'c', sadd(r.c, ARGV[2]), now, tonumber(ARGV[3]))
+if kept then
+  save_reserve(h, r, t, 'c', sadd(r.c, ARGV[2]), now, tonumber(ARGV[3]), field, kept)
+else
+  save_reserve(h, r, t, 'c', sadd(r.c, ARGV[2]), now, tonumber(ARGV[3]))
+end
 return 1
 `;
 
