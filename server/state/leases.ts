@@ -10,8 +10,10 @@ import { USED_UPPER_BOUND } from "./store.js";
  * window group (a scope's rpm and tpm windows) or of a budget. Every unit
  * a lease holds is counted in the store while the lease lives, so the
  * store's totals never under-count what replicas admitted; what a lease
- * did not spend goes back when it ends (after the store's leaseMs) or is
- * replaced. Exactness rests on three rules:
+ * did not spend, and what its requests gave back, goes back when it ends,
+ * leaseMs after it was taken (a lease replaced by a newer one stops
+ * admitting but keeps taking its requests' give-backs until then, so they
+ * cost one store call, not one each). Exactness rests on three rules:
  *
  * - A window lease's entries are timed leaseMs ahead (holdMs): a unit spent
  *   any time during the lease still counts for a whole window after it was
@@ -100,7 +102,10 @@ interface WindowLease {
   /** endsAt is when the lease may no longer admit (performance.now() clock; at or before its entries' time on the store's clock). */
   endsAt: number;
   closed: boolean;
+  /** replaced is true once a newer lease admits in its place (it still takes give-backs until it ends). */
+  replaced: boolean;
   timer?: NodeJS.Timeout;
+  end?: () => void;
 }
 
 interface GroupState extends Sizing {
@@ -121,7 +126,9 @@ interface BudgetLease {
   /** ttlMs is the budget hash's TTL as of the grant (for giving back what is left). */
   ttlMs: number;
   closed: boolean;
+  replaced: boolean;
   timer?: NodeJS.Timeout;
+  end?: () => void;
 }
 
 interface BudgetState extends Sizing {
@@ -169,6 +176,8 @@ export function createLeases(store: StateStore): Leases {
   const groups = new Map<string, GroupState>();
   const budgets = new Map<string, BudgetState>();
   let closed = false;
+  // Every lease not yet ended, current or replaced, so that close() can end them all.
+  const open = new Set<{ end?: () => void }>();
 
   // quiet ends a renewal that got no lease: ask the store per request for a while.
   function quiet(s: Sizing): void {
@@ -176,21 +185,25 @@ export function createLeases(store: StateStore): Leases {
     s.quietUntil = clock() + leaseMs;
   }
 
-  // install makes lease the current one, ends the one it replaces, and ends it when its time is up.
-  function install<L extends { endsAt: number; timer?: NodeJS.Timeout }>(s: Sizing & { lease?: L }, lease: L, end: (l: L) => void): void {
-    lease.timer = setTimeout(() => end(lease), Math.max(0, lease.endsAt - clock()));
+  // install makes lease the current one, in place of the one it replaces, and ends it when its time is up.
+  // A replaced lease admits no one, but takes its requests' give-backs until its own time is up and then
+  // returns them with what it did not hand out, in one call rather than one per request.
+  function install<L extends { endsAt: number; timer?: NodeJS.Timeout; replaced: boolean; end?: () => void }>(s: Sizing & { lease?: L }, lease: L, end: (l: L) => void): void {
+    lease.end = () => end(lease);
+    lease.timer = setTimeout(lease.end, Math.max(0, lease.endsAt - clock()));
     lease.timer.unref();
+    open.add(lease);
     const previous = s.lease;
     s.lease = lease;
     if (previous === undefined) return;
+    previous.replaced = true;
     // Half used before half its life (renewals start at half): demand outruns the size, so the next is larger.
     if (clock() < previous.endsAt - leaseMs / 2) grow(s);
-    end(previous);
   }
 
-  // wasted tells whether a lease that ran its full time left more than half of it unused: then the next is smaller.
-  function wasted(endsAt: number, free: number, granted: number): boolean {
-    return clock() >= endsAt && free * 2 > granted;
+  // wasted tells whether a lease that admitted for its whole time left more than half of it unused: then the next is smaller.
+  function wasted(lease: { endsAt: number; replaced: boolean }, free: number, granted: number): boolean {
+    return !lease.replaced && clock() >= lease.endsAt && free * 2 > granted;
   }
 
   // ---- windows ----
@@ -205,10 +218,11 @@ export function createLeases(store: StateStore): Leases {
     if (lease.closed) return;
     lease.closed = true;
     clearTimeout(lease.timer);
+    open.delete(lease);
     if (g.lease === lease) g.lease = undefined;
     let shrinks = false;
     for (let i = 0; i < lease.keys.length; i++) {
-      if (wasted(lease.endsAt, lease.free[i]!, lease.granted[i]!)) shrinks = true;
+      if (wasted(lease, lease.free[i]!, lease.granted[i]!)) shrinks = true;
       if (lease.free[i]! > 0) store.windowAdjust(lease.keys[i]!, -lease.free[i]!, windowMs, lease.entries[i]).catch(noop);
       lease.free[i] = 0;
     }
@@ -274,6 +288,7 @@ export function createLeases(store: StateStore): Leases {
           // The store timed the entries at its clock's now + leaseMs, and its now came after sentAt.
           endsAt: sentAt + leaseMs,
           closed: false,
+          replaced: false,
         };
         install(g, lease, (l) => endWindowLease(g, l, windowMs));
       },
@@ -331,8 +346,9 @@ export function createLeases(store: StateStore): Leases {
     if (lease.closed) return;
     lease.closed = true;
     clearTimeout(lease.timer);
+    open.delete(lease);
     if (b.lease === lease) b.lease = undefined;
-    if (wasted(lease.endsAt, Number(lease.free), Number(lease.granted))) shrink(b);
+    if (wasted(lease, Number(lease.free), Number(lease.granted))) shrink(b);
     // The rest of the reservation belongs to requests in flight; each releases its own share.
     if (lease.free > 0n) store.settle(key, lease.id, 0n, lease.ttlMs, lease.free).catch(noop);
     lease.free = 0n;
@@ -361,7 +377,7 @@ export function createLeases(store: StateStore): Leases {
           quiet(b);
           return;
         }
-        const lease: BudgetLease = { id, free: size, granted: size, committed: r.committed, reserved: r.reserved, endsAt: sentAt + leaseMs, reservedUntil: sentAt + heldMs, ttlMs, closed: false };
+        const lease: BudgetLease = { id, free: size, granted: size, committed: r.committed, reserved: r.reserved, endsAt: sentAt + leaseMs, reservedUntil: sentAt + heldMs, ttlMs, closed: false, replaced: false };
         install(b, lease, (l) => endBudgetLease(key, b, l));
       },
       () => quiet(b),
@@ -432,9 +448,8 @@ export function createLeases(store: StateStore): Leases {
     reserve: leaseMs > 0 ? reserve : (key, id, amount, limit, _leaseLimit, ttlMs, reservationTtlMs) => exactReserve(key, id, amount, limit, ttlMs, reservationTtlMs),
     async close() {
       closed = true;
-      for (const g of groups.values()) if (g.lease !== undefined) endWindowLease(g, g.lease, g.lease.windowMs);
+      for (const lease of [...open]) lease.end?.();
       // Their give-backs were issued above: the store sends them before it closes.
-      for (const [key, b] of budgets) if (b.lease !== undefined) endBudgetLease(key, b, b.lease);
       groups.clear();
       budgets.clear();
     },

@@ -114,6 +114,27 @@ describe("quota leases: windows", () => {
     assert.equal(await store.windowUsage(rpm, MINUTE), 80);
   });
 
+  it("a replaced lease keeps its requests' give-backs until its time is up, then returns them in one call", async () => {
+    const { store, leases } = replica();
+    const tpm = key("replaced");
+    const take = () => leases.acquireWindows([{ key: tpm, amount: 100, limit: 100_000_000 }], MINUTE);
+    await take();
+    await sleep(20);
+    // Three requests from the first lease: more than half of it used, so a renewal replaces it.
+    await take();
+    await take();
+    const third = await take();
+    await sleep(20);
+    const total = await store.windowUsage(tpm, MINUTE);
+    assert.equal(total, 100 + 400 + 400, "the first request, the first lease, its replacement");
+    // The third request used 40 of its 100: the replaced lease takes the 60 back, Redis is not asked.
+    await third.taken!.adjust(0, -60);
+    assert.equal(await store.windowUsage(tpm, MINUTE), total);
+    // Once both leases end, Redis counts what the four requests used.
+    await sleep(2 * LEASE_MS + 200);
+    assert.equal(await store.windowUsage(tpm, MINUTE), 100 + 100 + 100 + 40);
+  });
+
   it("never lease a small limit: each request asks Redis, and the window is exact", async () => {
     const { store, leases } = replica();
     const rpm = key("small");
