@@ -25,22 +25,23 @@ import { USED_UPPER_BOUND } from "./store.js";
  *   share (settle with `release`), so spend is never held back locally and
  *   a crashed replica's lease lapses with the reservation.
  *
- * Leases are granted only far from a limit, so a refusal never comes while
- * leases hold what would have fit (beyond what they took in the last
- * leaseMs): a window's lease only while the window stays at most half full
- * and the lease is at most 1/64 of the limit; a budget's only while 63
- * more such leases would fit after it (and under its soft limit, so that
- * a lease never admits past the point where the budget degrades requests).
- * Near a limit every request asks the store, exactly as without leases.
+ * Leases are granted only far from a limit, so what they hold is small
+ * next to what is left: a window's lease only while the window stays at
+ * most half full and the lease is at most 1/64 of the limit; a budget's
+ * only while 63 more such leases would fit after it (and under its soft
+ * limit, so that a lease never admits past the point where the budget
+ * degrades requests). Near a limit no lease is granted, those still out
+ * end within leaseMs, and every request asks the store, exactly as
+ * without leases: refusals are decided there.
  *
  * A lease is sized to the demand it sees: it starts at LEASE_START
  * requests' worth, doubles when it runs out or is half used before half
- * its time, and halves when it runs its full time with most of it unused.
- * It is renewed in the background once half used, so a steady stream of
- * requests never waits on the store, and asks it a few times per leaseMs. The cost is
- * staleness where nothing is enforced: `used` totals are this replica's
- * last view, and a lease-admitted request reports its budget's status as
- * of the lease's grant (at most leaseMs old).
+ * its time, and halves when it admits for its whole time with most of it
+ * unused. It is renewed in the background once half used, so a steady
+ * stream of requests never waits on the store and asks it a few times per
+ * leaseMs. The cost is staleness where nothing is enforced: `used` totals
+ * are this replica's last view, and a lease-admitted request reports its
+ * budget's status as of the lease's grant (at most leaseMs old).
  */
 
 /** LEASE_START is a new lease's size, in requests' worth. */
