@@ -328,7 +328,10 @@ describe("windows, retries and deadlines", () => {
     const f = await rpcFailure(() => r.client.complete({ model: "pb/gpt-4o", messages: [userText("x")], routing: { latencyBudgetMs: 2000 } }));
     assert.ok(performance.now() - started < 1000, "failed at once instead of sleeping");
     assert.equal(f.code, Code.Unavailable);
-    assert.match(f.message, /waiting 5000 ms for retrying pb\/gpt-4o would exceed the request's deadline/);
+    // The wait is what is left of the 5 s hint when the retry is considered: a few ms less on a busy machine.
+    const wait = /waiting (\d+) ms for retrying pb\/gpt-4o would exceed the request's deadline/.exec(f.message);
+    assert.ok(wait !== null, f.message);
+    assert.ok(Number(wait[1]) > 4000 && Number(wait[1]) <= 5000, `waited ${wait[1]} ms of a 5000 ms hint`);
   });
 
   it("never retries the caller's own mistakes", async () => {
