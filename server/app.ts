@@ -9,6 +9,7 @@ import { listen, type Listener, type RequestHandler } from "./http/listener.js";
 import { joinClusterMetrics } from "./cluster/cluster-metrics.js";
 import { createOpenAIHandler } from "./openai/handler.js";
 import { closeStateStore, createStateStore, describeState, sameStateConfig } from "./state/index.js";
+import { leasesOf } from "./state/leases.js";
 import type { StateStore } from "./state/store.js";
 import { registerGatewayService } from "./rpc/service.js";
 import { createDirectUnaryHandler } from "./rpc/direct-unary.js";
@@ -62,7 +63,11 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   let stateStore = createStateStore(stateConfig, logger);
   const initial = buildRuntime(options.config, stateStore);
   for (const w of initial.warnings) logger.warn(w);
-  const metrics = createMetrics({ processMetrics: options.processMetrics ?? false, stateHealthy: () => stateStore.healthy() });
+  const metrics = createMetrics({
+    processMetrics: options.processMetrics ?? false,
+    stateHealthy: () => stateStore.healthy(),
+    leaseStats: () => leasesOf(stateStore).stats(),
+  });
   const gateway = createGateway(initial, logger, metrics);
   const clusterMetrics = options.workerSlot === undefined ? undefined : joinClusterMetrics(options.workerSlot, () => metrics.render());
   const scrape = clusterMetrics?.scrape ?? (() => metrics.render());

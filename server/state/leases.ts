@@ -148,6 +148,14 @@ export interface BudgetAdmission {
 let leaseIds = 0;
 const replicaTag = `${process.pid.toString(36)}${Math.floor(Math.random() * 2 ** 32).toString(36)}`;
 
+/** LeaseStats count admissions by where they were decided, since the store was opened. */
+export interface LeaseStats {
+  windowsFromLease: number;
+  windowsFromStore: number;
+  budgetsFromLease: number;
+  budgetsFromStore: number;
+}
+
 /** Leases are one store's quota leases on this replica (see above). */
 export interface Leases {
   /**
@@ -164,6 +172,8 @@ export interface Leases {
    * more leases would fit under limit.
    */
   reserve(key: string, id: string, amount: bigint, limit: bigint, leaseLimit: bigint, ttlMs: number, reservationTtlMs: number): Promise<BudgetAdmission>;
+  /** stats counts the admissions so far, from a lease or from the store (the llm_gateway_state_admissions_total metric). */
+  stats(): LeaseStats;
   /** close gives back what the leases hold and stops their timers. */
   close(): Promise<void>;
 }
@@ -177,6 +187,7 @@ export function createLeases(store: StateStore): Leases {
   const groups = new Map<string, GroupState>();
   const budgets = new Map<string, BudgetState>();
   let closed = false;
+  const counts: LeaseStats = { windowsFromLease: 0, windowsFromStore: 0, budgetsFromLease: 0, budgetsFromStore: 0 };
   // Every lease not yet ended, current or replaced, so that close() can end them all.
   const open = new Set<{ end?: () => void }>();
 
@@ -305,6 +316,7 @@ export function createLeases(store: StateStore): Leases {
 
   // Every acquire asks the store: without leases, and when no lease can serve.
   function exactAcquire(requests: readonly WindowRequest[], windowMs: number): Promise<WindowsAdmission> {
+    counts.windowsFromStore++;
     return store.windowsAcquire(requests, windowMs, USED_UPPER_BOUND).then((result) => (result.allowed ? { result, taken: exactTaken(requests, windowMs, result) } : { result }));
   }
 
@@ -327,6 +339,7 @@ export function createLeases(store: StateStore): Leases {
         }
         // Renewed ahead, so that the next requests find a lease rather than wait for the store.
         if (half) renewWindows(g, requests, windowMs);
+        counts.windowsFromLease++;
         return Promise.resolve({
           result: { allowed: true, windows: requests.map((_, i) => ({ allowed: true, used: lease.used[i]!, retryAfterMs: 0 })) },
           taken: leaseTaken(g, lease, windowMs),
@@ -403,6 +416,7 @@ export function createLeases(store: StateStore): Leases {
 
   // The request's own reservation, settled by its id.
   function exactReserve(key: string, id: string, amount: bigint, limit: bigint, ttlMs: number, reservationTtlMs: number): Promise<BudgetAdmission> {
+    counts.budgetsFromStore++;
     return store.reserve(key, id, amount, limit, ttlMs, reservationTtlMs).then((r) => {
       let settled = !r.ok;
       return {
@@ -434,6 +448,7 @@ export function createLeases(store: StateStore): Leases {
       if (lease.free >= amount) {
         lease.free -= amount;
         if (lease.free * 2n < lease.granted) renewBudget(key, b, amount, limit, leaseLimit, ttlMs, reservationTtlMs);
+        counts.budgetsFromLease++;
         return Promise.resolve({ ok: true, committed: lease.committed, reserved: lease.reserved, settle: leaseSettle(key, b, lease, amount, ttlMs) });
       }
       grow(b);
@@ -447,6 +462,7 @@ export function createLeases(store: StateStore): Leases {
   return {
     acquireWindows: leaseMs > 0 ? acquireWindows : exactAcquire,
     reserve: leaseMs > 0 ? reserve : (key, id, amount, limit, _leaseLimit, ttlMs, reservationTtlMs) => exactReserve(key, id, amount, limit, ttlMs, reservationTtlMs),
+    stats: () => ({ ...counts }),
     async close() {
       closed = true;
       for (const lease of [...open]) lease.end?.();

@@ -1,4 +1,5 @@
-import { Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import type { LeaseStats } from "../state/leases.js";
 import { createRequestMetrics, type RequestSample } from "./request-metrics.js";
 
 /**
@@ -26,6 +27,8 @@ export interface MetricsOptions {
   processMetrics?: boolean;
   /** stateHealthy, when given, is exported as the llm_gateway_state_healthy gauge. */
   stateHealthy?: () => boolean;
+  /** leaseStats, when given, is exported as llm_gateway_state_admissions_total (the state store in force; a new store starts from 0). */
+  leaseStats?: () => LeaseStats;
 }
 
 /** createMetrics builds a registry with the gateway's metrics (and Node's process metrics when asked). */
@@ -40,6 +43,24 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
       registers: [registry],
       collect() {
         this.set(stateHealthy() ? 1 : 0);
+      },
+    });
+  }
+  const leaseStats = options.leaseStats;
+  if (leaseStats !== undefined) {
+    new Counter({
+      name: "llm_gateway_state_admissions_total",
+      help: "Rate-limit (kind=windows, per window group) and budget (kind=budget, per budget) admissions, by where they were decided: from this replica's quota lease or by asking the state store.",
+      labelNames: ["kind", "from"],
+      registers: [registry],
+      collect() {
+        // Counted where they happen (leases.ts), copied here at scrape time.
+        const s = leaseStats();
+        this.reset();
+        this.inc({ kind: "windows", from: "lease" }, s.windowsFromLease);
+        this.inc({ kind: "windows", from: "store" }, s.windowsFromStore);
+        this.inc({ kind: "budget", from: "lease" }, s.budgetsFromLease);
+        this.inc({ kind: "budget", from: "store" }, s.budgetsFromStore);
       },
     });
   }

@@ -125,6 +125,15 @@ describe("budgets and limits across two replicas on one Redis", () => {
     assert.equal(settled.limits!.rpm.used, 200);
     const single = (await spend("k-roomy", gateways[0])).key.limits!.tpm!.used / 200;
     assert.ok(Number.isInteger(single) && single > 0, `tpm used ${single * 200} is 200 requests' actual tokens`);
+    // And leases admitted some of them on each replica, as its metrics say. (Bursts of 20 at once: the
+    // requests that arrive while a replica's first lease is on its way ask Redis, so not all.)
+    for (const gw of gateways) {
+      const text = await (await fetch(`${gw.url}/metrics`)).text();
+      const count = (kind: string, from: string) => Number(new RegExp(`^llm_gateway_state_admissions_total\\{kind="${kind}",from="${from}"\\} (\\d+)$`, "m").exec(text)?.[1] ?? NaN);
+      // Only this test's key has rate limits: its 100 requests per replica are every window admission.
+      assert.equal(count("windows", "lease") + count("windows", "store"), 100);
+      for (const kind of ["windows", "budget"]) assert.ok(count(kind, "lease") > 0, `${kind}: ${count(kind, "lease")} from leases, ${count(kind, "store")} from Redis`);
+    }
   });
 
   it("a 50 rpm key limit admits 50 of 80 across both replicas", async () => {
