@@ -77,6 +77,8 @@ interface Sizing {
   renewing: boolean;
   /** quietUntil is when to ask for a lease again after a refusal or failure (performance.now()). */
   quietUntil: number;
+  /** missed is set when a request found no lease to serve it (none yet, or too little left) since the last one was installed. */
+  missed?: boolean;
 }
 
 function grow(s: Sizing): void {
@@ -207,10 +209,11 @@ export function createLeases(store: StateStore): Leases {
     open.add(lease);
     const previous = s.lease;
     s.lease = lease;
-    if (previous === undefined) return;
-    previous.replaced = true;
-    // Half used before half its life (renewals start at half): demand outruns the size, so the next is larger.
-    if (clock() < previous.endsAt - leaseMs / 2) grow(s);
+    if (previous !== undefined) previous.replaced = true;
+    // Requests found no lease to serve them, or the last was half used before half its life (renewals
+    // start at half): demand outruns the size, so the next is twice as large (once, however many missed).
+    if (s.missed === true || (previous !== undefined && clock() < previous.endsAt - leaseMs / 2)) grow(s);
+    s.missed = false;
   }
 
   // wasted tells whether a lease that admitted for its whole time left more than half of it unused: then the next is smaller.
@@ -345,9 +348,9 @@ export function createLeases(store: StateStore): Leases {
           taken: leaseTaken(g, lease, windowMs),
         });
       }
-      // Used up before its time: the next one is larger.
-      grow(g);
     }
+    // No lease could serve it: if one was expected (used up, or still on its way), the next is larger.
+    if (lease !== undefined || g.renewing) g.missed = true;
     // Issued in the same turn as the exact acquire, after it (it never takes this request's room): with Redis, one round trip for both.
     const acquiring = exactAcquire(requests, windowMs);
     renewWindows(g, requests, windowMs);
@@ -451,8 +454,9 @@ export function createLeases(store: StateStore): Leases {
         counts.budgetsFromLease++;
         return Promise.resolve({ ok: true, committed: lease.committed, reserved: lease.reserved, settle: leaseSettle(key, b, lease, amount, ttlMs) });
       }
-      grow(b);
     }
+    // No lease could serve it: if one was expected (used up, or still on its way), the next is larger.
+    if (lease !== undefined || b.renewing) b.missed = true;
     const reserving = exactReserve(key, id, amount, limit, ttlMs, reservationTtlMs);
     // In the same turn, after the request's own reservation: with Redis, one round trip for both.
     renewBudget(key, b, amount, limit, leaseLimit, ttlMs, reservationTtlMs);
