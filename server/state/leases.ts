@@ -186,6 +186,7 @@ const noop = (): undefined => undefined;
 export function createLeases(store: StateStore): Leases {
   // Anything but a positive leaseMs (a hand-built store, say) turns leases off.
   const leaseMs = store.leaseMs > 0 ? store.leaseMs : 0;
+  // Window groups by their first key, budgets by their key.
   const groups = new Map<string, GroupState>();
   const budgets = new Map<string, BudgetState>();
   let closed = false;
@@ -216,6 +217,16 @@ export function createLeases(store: StateStore): Leases {
     s.missed = false;
   }
 
+  // retire marks a lease ended (false if it already was) and, if it is the current one, leaves its owner without.
+  function retire<L extends { closed: boolean; timer?: NodeJS.Timeout; end?: () => void }>(s: { lease?: L }, lease: L): boolean {
+    if (lease.closed) return false;
+    lease.closed = true;
+    clearTimeout(lease.timer);
+    open.delete(lease);
+    if (s.lease === lease) s.lease = undefined;
+    return true;
+  }
+
   // wasted tells whether a lease that admitted for its whole time left more than half of it unused: then the next is smaller.
   function wasted(lease: { endsAt: number; replaced: boolean }, free: number, granted: number): boolean {
     return !lease.replaced && clock() >= lease.endsAt && free * 2 > granted;
@@ -230,11 +241,7 @@ export function createLeases(store: StateStore): Leases {
   }
 
   function endWindowLease(g: GroupState, lease: WindowLease, windowMs: number): void {
-    if (lease.closed) return;
-    lease.closed = true;
-    clearTimeout(lease.timer);
-    open.delete(lease);
-    if (g.lease === lease) g.lease = undefined;
+    if (!retire(g, lease)) return;
     let shrinks = false;
     for (let i = 0; i < lease.keys.length; i++) {
       if (wasted(lease, lease.free[i]!, lease.granted[i]!)) shrinks = true;
@@ -311,8 +318,8 @@ export function createLeases(store: StateStore): Leases {
     );
   }
 
-  function sameLimits(lease: WindowLease, requests: readonly WindowRequest[]): boolean {
-    if (lease.keys.length !== requests.length) return false;
+  function sameLimits(lease: WindowLease, requests: readonly WindowRequest[], windowMs: number): boolean {
+    if (lease.windowMs !== windowMs || lease.keys.length !== requests.length) return false;
     for (let i = 0; i < requests.length; i++) if (lease.keys[i] !== requests[i]!.key || lease.limits[i] !== requests[i]!.limit) return false;
     return true;
   }
@@ -324,14 +331,14 @@ export function createLeases(store: StateStore): Leases {
   }
 
   function acquireWindows(requests: readonly WindowRequest[], windowMs: number): Promise<WindowsAdmission> {
-    const id = groupId(requests, windowMs);
-    let g = groups.get(id);
+    // A group is found by its first window's key: the rest, and the limits, are the lease's to check (sameLimits).
+    let g = groups.get(requests[0]!.key);
     if (g === undefined) {
       g = { size: LEASE_START, renewing: false, quietUntil: 0 };
-      groups.set(id, g);
+      groups.set(requests[0]!.key, g);
     }
     const lease = liveWindowLease(g, windowMs);
-    if (lease !== undefined && sameLimits(lease, requests)) {
+    if (lease !== undefined && sameLimits(lease, requests, windowMs)) {
       let fits = true;
       for (let i = 0; i < requests.length; i++) if (lease.free[i]! < requests[i]!.amount) fits = false;
       if (fits) {
@@ -360,11 +367,7 @@ export function createLeases(store: StateStore): Leases {
   // ---- budgets ----
 
   function endBudgetLease(key: string, b: BudgetState, lease: BudgetLease): void {
-    if (lease.closed) return;
-    lease.closed = true;
-    clearTimeout(lease.timer);
-    open.delete(lease);
-    if (b.lease === lease) b.lease = undefined;
+    if (!retire(b, lease)) return;
     if (wasted(lease, Number(lease.free), Number(lease.granted))) shrink(b);
     // The rest of the reservation belongs to requests in flight; each releases its own share.
     if (lease.free > 0n) store.settle(key, lease.id, 0n, lease.ttlMs, lease.free).catch(noop);
@@ -475,12 +478,6 @@ export function createLeases(store: StateStore): Leases {
       budgets.clear();
     },
   };
-}
-
-// A group's lease is found by its keys and window.
-function groupId(requests: readonly WindowRequest[], windowMs: number): string {
-  if (requests.length === 1) return `${windowMs}|${requests[0]!.key}`;
-  return `${windowMs}|${requests.map((r) => r.key).join("|")}`;
 }
 
 const leasesByStore = new WeakMap<StateStore, Leases>();

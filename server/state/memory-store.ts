@@ -155,11 +155,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     return { allowed: true, used: target.sum, retryAfterMs: 0, entry: { at, seq: 0 } };
   }
 
-  // takeBack gives back up to amount from the entries timed at or before `at`, newest first, and returns what it took.
-  function takeBack(log: WindowLog, amount: number, at: number): number {
+  // takeBack gives back up to amount from entry `from` and the ones before it, newest first.
+  function takeBack(log: WindowLog, amount: number, from: number): void {
     let remaining = amount;
-    let i = log.times.length - 1;
-    while (i >= log.head && log.times[i]! > at) i--;
+    let i = from;
     while (remaining > 0 && i >= log.head) {
       const held = log.amounts[i]!;
       const take = Math.min(held, remaining);
@@ -172,7 +171,6 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
       }
       i--;
     }
-    return amount - remaining;
   }
 
   // refusal says when a window without room for amount will have it: once enough of its oldest entries leave.
@@ -310,9 +308,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
       // time share one slot here, so the named entry is the slot of its time.
       if (entry !== undefined) {
         const i = log.times.lastIndexOf(entry.at);
-        if (i >= log.head) takeBack(log, Math.min(-delta, log.amounts[i]!), entry.at);
+        if (i >= log.head) takeBack(log, Math.min(-delta, log.amounts[i]!), i);
       } else {
-        takeBack(log, -delta, Infinity);
+        takeBack(log, -delta, log.times.length - 1);
       }
       if (log.times.length === log.head) windows.delete(key);
     },

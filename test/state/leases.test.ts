@@ -7,6 +7,8 @@ import pino from "pino";
 import { createLeases, LEASE_START, type Leases } from "../../server/state/leases.js";
 import { createMemoryStore } from "../../server/state/memory-store.js";
 import { createRedisStore, type RedisStateStore } from "../../server/state/redis-store.js";
+import { deleteRedisKeys } from "../support/routing.js";
+import { freshKey } from "./store-behaviour.js";
 
 // Quota leases (server/state/leases.ts) on the real Redis at 127.0.0.1:6379,
 // under a key prefix unique to this run: two stores on one prefix are two
@@ -29,24 +31,16 @@ function replica(leaseMs = LEASE_MS): { store: RedisStateStore; leases: Leases }
   return { store, leases: createLeases(store) };
 }
 
-const key = (label: string) => `test:${label}:${randomUUID()}`;
 
 after(async () => {
   await Promise.all(opened.map((s) => s.close()));
-  const client = new Redis(REDIS_URL);
-  let cursor = "0";
-  do {
-    const [next, keys] = await client.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 500);
-    cursor = next;
-    if (keys.length > 0) await client.del(...keys);
-  } while (cursor !== "0");
-  await client.quit();
+  await deleteRedisKeys(REDIS_URL, prefix);
 });
 
 describe("quota leases: windows", () => {
   it("serve requests from a lease taken beside the first, and give back what was not used when it ends", async () => {
     const { store, leases } = replica();
-    const rpm = key("rpm");
+    const rpm = freshKey("rpm");
     const group = [{ key: rpm, amount: 1, limit: 64_000 }];
     const first = await leases.acquireWindows(group, MINUTE);
     assert.equal(first.result.allowed, true);
@@ -73,7 +67,7 @@ describe("quota leases: windows", () => {
   it("reconcile a request's tokens into its lease while it lives, and into the lease's own entry after", async () => {
     const { store, leases } = replica();
     const group = [
-      { key: `${key("g")}:rpm`, amount: 1, limit: 1_000_000 },
+      { key: `${freshKey("g")}:rpm`, amount: 1, limit: 1_000_000 },
       { key: "", amount: 100, limit: 10_000_000 },
     ];
     group[1]!.key = group[0]!.key.replace(/:rpm$/, ":tpm");
@@ -100,7 +94,7 @@ describe("quota leases: windows", () => {
 
   it("grow with demand, so a busy replica asks Redis a few times per lease, not every few requests", async () => {
     const { store, leases } = replica();
-    const rpm = key("busy");
+    const rpm = freshKey("busy");
     // Paced, so that each renewal lands before its lease runs out: the leases grow because each is half
     // used long before half its time, not because a request found one empty.
     for (let i = 0; i < 80; i++) {
@@ -116,7 +110,7 @@ describe("quota leases: windows", () => {
 
   it("a replaced lease keeps its requests' give-backs until its time is up, then returns them in one call", async () => {
     const { store, leases } = replica();
-    const tpm = key("replaced");
+    const tpm = freshKey("replaced");
     const take = () => leases.acquireWindows([{ key: tpm, amount: 100, limit: 100_000_000 }], MINUTE);
     await take();
     await sleep(20);
@@ -137,7 +131,7 @@ describe("quota leases: windows", () => {
 
   it("never lease a small limit: each request asks Redis, and the window is exact", async () => {
     const { store, leases } = replica();
-    const rpm = key("small");
+    const rpm = freshKey("small");
     for (let i = 1; i <= 5; i++) {
       assert.equal((await leases.acquireWindows([{ key: rpm, amount: 1, limit: 100 }], MINUTE)).result.allowed, true);
       assert.equal(await store.windowUsage(rpm, MINUTE), i);
@@ -146,7 +140,7 @@ describe("quota leases: windows", () => {
 
   it("never admit more than the limit across replicas, and count exactly what was admitted once leases end", async () => {
     const replicas = [replica(), replica()];
-    const rpm = key("shared");
+    const rpm = freshKey("shared");
     const limit = 640;
     let admitted = 0;
     // Bursts from both replicas, well past the limit, in waves so leases are taken, used and renewed.
@@ -170,7 +164,7 @@ describe("quota leases: windows", () => {
   it("a refused group gives back nothing it did not take, and a lease's give-back comes out of its own entry only", async () => {
     const a = replica();
     const b = replica(0);
-    const tpm = key("tpm");
+    const tpm = freshKey("tpm");
     // Replica A holds a lease; replica B (no leases) takes and gives back 500 by its own entry.
     await a.leases.acquireWindows([{ key: tpm, amount: 10, limit: 1_000_000 }], MINUTE);
     await sleep(20);
@@ -189,7 +183,7 @@ describe("quota leases: windows", () => {
   it("with leaseMs 0, or on the memory store, every acquire is exact", async () => {
     const memory = createMemoryStore();
     const leases = createLeases(memory);
-    const rpm = key("mem");
+    const rpm = freshKey("mem");
     await leases.acquireWindows([{ key: rpm, amount: 1, limit: 1_000_000 }], MINUTE);
     await leases.acquireWindows([{ key: rpm, amount: 1, limit: 1_000_000 }], MINUTE);
     assert.equal(await memory.windowUsage(rpm, MINUTE), 2);
@@ -200,7 +194,7 @@ describe("quota leases: windows", () => {
 describe("quota leases: budgets", () => {
   it("reserve from a lease, record each request's spend at once, and release the rest when the lease ends", async () => {
     const { store, leases } = replica();
-    const budget = key("budget");
+    const budget = freshKey("budget");
     const limit = 1_000_000n;
     const first = await leases.reserve(budget, "r1", 100n, limit, limit, HOUR, MINUTE);
     assert.equal(first.ok, true);
@@ -223,12 +217,12 @@ describe("quota leases: budgets", () => {
 
   it("never lease past the soft limit, or where 63 more leases would not fit", async () => {
     const { store, leases } = replica();
-    const soft = key("soft");
+    const soft = freshKey("soft");
     // Under a soft limit of 300, a lease of 400 does not fit: the request is reserved alone.
     await leases.reserve(soft, "a", 100n, 1_000_000n, 300n, HOUR, MINUTE);
     await sleep(20);
     assert.deepEqual(await store.readReserve(soft), { committed: 0n, reserved: 100n });
-    const tight = key("tight");
+    const tight = freshKey("tight");
     // 64 leases of 400 would need 25,600: a limit of 20,000 is too tight to lease.
     await leases.reserve(tight, "a", 100n, 20_000n, 20_000n, HOUR, MINUTE);
     await sleep(20);
@@ -237,7 +231,7 @@ describe("quota leases: budgets", () => {
 
   it("never reserve more than the limit across replicas, and commit exactly what was spent", async () => {
     const replicas = [replica(), replica()];
-    const budget = key("shared-budget");
+    const budget = freshKey("shared-budget");
     const limit = 64_000n;
     const held: Array<(actual: bigint) => Promise<void>> = [];
     let ok = 0;
