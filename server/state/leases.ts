@@ -13,7 +13,9 @@ import { USED_UPPER_BOUND } from "./store.js";
  * did not spend, and what its requests gave back, goes back when it ends,
  * leaseMs after it was taken (a lease replaced by a newer one stops
  * admitting but keeps taking its requests' give-backs until then, so they
- * cost one store call, not one each). Exactness rests on three rules:
+ * cost one store call, not one each; what requests give back after that
+ * goes back together, leaseMs after the first of them). Exactness rests on
+ * three rules:
  *
  * - A window lease's entries are timed leaseMs ahead (holdMs): a unit spent
  *   any time during the lease still counts for a whole window after it was
@@ -109,6 +111,8 @@ interface WindowLease {
   replaced: boolean;
   timer?: NodeJS.Timeout;
   end?: () => void;
+  /** late is, per window, what requests gave back after the lease ended, not yet sent (see lateGiveBack). */
+  late?: number[];
 }
 
 interface GroupState extends Sizing {
@@ -193,6 +197,8 @@ export function createLeases(store: StateStore): Leases {
   const counts: LeaseStats = { windowsFromLease: 0, windowsFromStore: 0, budgetsFromLease: 0, budgetsFromStore: 0 };
   // Every lease not yet ended, current or replaced, so that close() can end them all.
   const open = new Set<{ end?: () => void }>();
+  // Late give-backs waiting to be sent (lateGiveBack), so that close() can send them at once.
+  const pendingFlushes = new Set<() => void>();
 
   // quiet ends a renewal that got no lease: ask the store per request for a while.
   function quiet(s: Sizing): void {
@@ -273,9 +279,37 @@ export function createLeases(store: StateStore): Leases {
             return;
           }
         }
-        await store.windowAdjust(lease.keys[i]!, delta, windowMs, delta < 0 ? lease.entries[i] : undefined);
+        if (delta < 0) lateGiveBack(lease, i, -delta, windowMs);
+        else await store.windowAdjust(lease.keys[i]!, delta, windowMs);
       },
     };
+  }
+
+  // lateGiveBack returns what a request gave back after its lease ended, together with the other late
+  // give-backs to the lease's entries, leaseMs after the first: requests that outlive their lease (most
+  // streams do) would otherwise cost a store call each. Until then the amount stays counted, the safe side.
+  // The caller is not kept waiting for it.
+  function lateGiveBack(lease: WindowLease, i: number, amount: number, windowMs: number): void {
+    if (closed) {
+      store.windowAdjust(lease.keys[i]!, -amount, windowMs, lease.entries[i]).catch(noop);
+      return;
+    }
+    if (lease.late !== undefined) {
+      lease.late[i] = lease.late[i]! + amount;
+      return;
+    }
+    lease.late = lease.keys.map(() => 0);
+    lease.late[i] = amount;
+    const flush = (): void => {
+      clearTimeout(timer);
+      pendingFlushes.delete(flush);
+      const late = lease.late!;
+      lease.late = undefined;
+      for (let j = 0; j < late.length; j++) if (late[j]! > 0) store.windowAdjust(lease.keys[j]!, -late[j]!, windowMs, lease.entries[j]).catch(noop);
+    };
+    const timer = setTimeout(flush, leaseMs);
+    timer.unref();
+    pendingFlushes.add(flush);
   }
 
   function renewWindows(g: GroupState, requests: readonly WindowRequest[], windowMs: number): void {
@@ -473,6 +507,7 @@ export function createLeases(store: StateStore): Leases {
     async close() {
       closed = true;
       for (const lease of [...open]) lease.end?.();
+      for (const flush of [...pendingFlushes]) flush();
       // Their give-backs were issued above: the store sends them before it closes.
       groups.clear();
       budgets.clear();

@@ -64,7 +64,7 @@ describe("quota leases: windows", () => {
     assert.equal(await store.windowUsage(rpm, MINUTE), 1 + LEASE_START / 2);
   });
 
-  it("reconcile a request's tokens into its lease while it lives, and into the lease's own entry after", async () => {
+  it("reconcile a request's tokens into its lease while it lives, and into the lease's own entry after, together", async () => {
     const { store, leases } = replica();
     const group = [
       { key: `${freshKey("g")}:rpm`, amount: 1, limit: 1_000_000 },
@@ -78,18 +78,46 @@ describe("quota leases: windows", () => {
     // Used 40 of its 100: the 60 go back to the lease, not to Redis (Redis still holds the lease's entry).
     await served.taken!.adjust(1, -60);
     assert.equal(await store.windowUsage(group[1]!.key, MINUTE), 100 * (1 + LEASE_START));
-    // Two more requests from the lease settle after it ended.
+    // Three more requests from the lease settle after it ended.
     const more = await leases.acquireWindows(group, MINUTE);
     const less = await leases.acquireWindows(group, MINUTE);
+    const least = await leases.acquireWindows(group, MINUTE);
     await sleep(2 * LEASE_MS + 200);
     const before = await store.windowUsage(group[1]!.key, MINUTE);
-    assert.equal(before, 100 + 40 + 100 + 100);
+    assert.equal(before, 100 + 40 + 100 + 100 + 100);
     // One used more than it took: the extra is counted at once, as a new entry.
     await more.taken!.adjust(1, 50);
     assert.equal(await store.windowUsage(group[1]!.key, MINUTE), before + 50);
-    // One used less: the rest comes out of the lease's own entry.
+    // Two used less: what they give back stays counted for now, and then comes out of the lease's own
+    // entry in one call for both, LEASE_MS after the first.
+    const adjusts: number[] = [];
+    const windowAdjust = store.windowAdjust.bind(store);
+    store.windowAdjust = (key, delta, windowMs, entry) => {
+      adjusts.push(delta);
+      return windowAdjust(key, delta, windowMs, entry);
+    };
     await less.taken!.adjust(1, -70);
-    assert.equal(await store.windowUsage(group[1]!.key, MINUTE), 100 + 40 + 150 + 30);
+    await least.taken!.adjust(1, -30);
+    assert.equal(await store.windowUsage(group[1]!.key, MINUTE), before + 50);
+    await sleep(LEASE_MS + 100);
+    assert.deepEqual(adjusts, [-100]);
+    assert.equal(await store.windowUsage(group[1]!.key, MINUTE), 100 + 40 + 150 + 30 + 70);
+  });
+
+  it("send late give-backs at once when the leases close", async () => {
+    const { store, leases } = replica();
+    const other = replica().store;
+    const tpm = freshKey("late");
+    const group = [{ key: tpm, amount: 100, limit: 100_000_000 }];
+    await leases.acquireWindows(group, MINUTE);
+    await sleep(20);
+    const served = await leases.acquireWindows(group, MINUTE);
+    await sleep(LEASE_MS + 100);
+    assert.equal(await store.windowUsage(tpm, MINUTE), 100 + 100);
+    await served.taken!.adjust(0, -60);
+    await leases.close();
+    await sleep(50);
+    assert.equal(await other.windowUsage(tpm, MINUTE), 100 + 40);
   });
 
   it("grow with demand, so a busy replica asks Redis a few times per lease, not every few requests", async () => {
