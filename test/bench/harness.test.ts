@@ -10,6 +10,7 @@ import { pingRoundTrips } from "../../bench/redis-ping.js";
 import { startProxy, type Proxy } from "../../bench/proxy.js";
 import { formatCell, goalAtMost } from "../../bench/report.js";
 import { fill, parseHeader } from "../../bench/sections/compare.js";
+import { floorNote } from "../../bench/sections/streaming.js";
 import { freePort } from "../../bench/servers.js";
 import { paired, percentile, Samples, spread, summarize } from "../../bench/stats.js";
 import { restSpec } from "../../bench/targets.js";
@@ -68,6 +69,15 @@ describe("bench statistics", () => {
     assert.equal(goalAtMost("p50 ≤ 0.3 ms", v, 0.3, "ms").met, true);
     assert.equal(goalAtMost("p50 ≤ 0.2 ms", v, 0.2, "ms").met, false);
     assert.equal(goalAtMost("x", undefined, 1, "ms").met, undefined);
+  });
+
+  test("a per-chunk goal below the floor's own cost is reported with what the gateway adds", () => {
+    // Rounds pair up: the gateway added 6, 4 and 11 µs over the floor.
+    const [note] = floorNote({ proxy: [26, 22, 30], gateway: [32, 26, 41] }, 20);
+    assert.match(note!, /itself spent 26\.0 µs per chunk here, above the 20 µs goal/);
+    assert.match(note!, /added 6\.0 µs per chunk over the floor \(median of the rounds' differences, 4\.0…11\.0\)/);
+    assert.deepEqual(floorNote({ proxy: [12, 14], gateway: [15, 16] }, 20), []);
+    assert.deepEqual(floorNote({ proxy: [26] }, 20), []);
   });
 });
 
