@@ -36,12 +36,18 @@ import { USED_UPPER_BOUND } from "./store.js";
  * end within leaseMs, and every request asks the store, exactly as
  * without leases: refusals are decided there.
  *
- * A lease is sized to the demand it sees: it starts at LEASE_START
- * requests' worth, doubles when it runs out or is half used before half
- * its time, and halves when it admits for its whole time with most of it
- * unused. It is renewed in the background once half used, so a steady
- * stream of requests never waits on the store and asks it a few times per
- * leaseMs. The cost is staleness where nothing is enforced: `used` totals
+ * A lease is sized to the demand it sees, counted in requests (what
+ * requests give back, such as a TPM estimate's unused tokens, is not
+ * demand): it starts at LEASE_START requests' worth, doubles when
+ * requests find it used up or it is half used before half its time, and
+ * halves when it serves fewer than half its size in its whole time or
+ * under a quarter by the time it is renewed. A request it admits renews
+ * it in the background once more than half of it is used or half its
+ * time has passed, so a steady stream of requests, slow or in bursts,
+ * finds the next lease in place, never waits on the store, and asks it
+ * about twice per leaseMs. (Without the time rule, a lease serving a
+ * slow stream ran out of time before it was half used, and the next
+ * requests, a whole burst of streams at once, asked the store.) The cost is staleness where nothing is enforced: `used` totals
  * are this replica's last view, and a lease-admitted request reports its
  * budget's status as of the lease's grant (at most leaseMs old).
  */
@@ -93,8 +99,22 @@ function shrink(s: Sizing): void {
 
 const clock = () => performance.now();
 
+/** LeaseLife is what every lease keeps of its time and use. */
+interface LeaseLife {
+  /** endsAt is when the lease may no longer admit (performance.now() clock). */
+  endsAt: number;
+  /** size is the lease's size in requests' worth, and served how many requests it admitted. */
+  size: number;
+  served: number;
+  closed: boolean;
+  /** replaced is true once a newer lease admits in its place (it still takes give-backs until it ends). */
+  replaced: boolean;
+  timer?: NodeJS.Timeout;
+  end?: () => void;
+}
+
 /** WindowLease is capacity a replica holds in a group's windows. */
-interface WindowLease {
+interface WindowLease extends LeaseLife {
   windowMs: number;
   keys: string[];
   limits: number[];
@@ -104,13 +124,6 @@ interface WindowLease {
   free: number[];
   /** used is each window's total when the lease was granted (lease included): the totals this replica reports. */
   used: number[];
-  /** endsAt is when the lease may no longer admit (performance.now() clock; at or before its entries' time on the store's clock). */
-  endsAt: number;
-  closed: boolean;
-  /** replaced is true once a newer lease admits in its place (it still takes give-backs until it ends). */
-  replaced: boolean;
-  timer?: NodeJS.Timeout;
-  end?: () => void;
   /** late is, per window, what requests gave back after the lease ended, not yet sent (see lateGiveBack). */
   late?: number[];
 }
@@ -120,22 +133,17 @@ interface GroupState extends Sizing {
 }
 
 /** BudgetLease is budget a replica holds as one reservation. */
-interface BudgetLease {
+interface BudgetLease extends LeaseLife {
   id: string;
   free: bigint;
   granted: bigint;
   /** committed and reserved as of the grant (the lease included). */
   committed: bigint;
   reserved: bigint;
-  endsAt: number;
   /** reservedUntil is when the store lets the reservation lapse (performance.now() clock, a lower bound). */
   reservedUntil: number;
   /** ttlMs is the budget hash's TTL as of the grant (for giving back what is left). */
   ttlMs: number;
-  closed: boolean;
-  replaced: boolean;
-  timer?: NodeJS.Timeout;
-  end?: () => void;
 }
 
 interface BudgetState extends Sizing {
@@ -209,7 +217,7 @@ export function createLeases(store: StateStore): Leases {
   // install makes lease the current one, in place of the one it replaces, and ends it when its time is up.
   // A replaced lease admits no one, but takes its requests' give-backs until its own time is up and then
   // returns them with what it did not hand out, in one call rather than one per request.
-  function install<L extends { endsAt: number; timer?: NodeJS.Timeout; replaced: boolean; end?: () => void }>(s: Sizing & { lease?: L }, lease: L, end: (l: L) => void): void {
+  function install<L extends LeaseLife>(s: Sizing & { lease?: L }, lease: L, end: (l: L) => void): void {
     lease.end = () => end(lease);
     lease.timer = setTimeout(lease.end, Math.max(0, lease.endsAt - clock()));
     lease.timer.unref();
@@ -217,10 +225,19 @@ export function createLeases(store: StateStore): Leases {
     const previous = s.lease;
     s.lease = lease;
     if (previous !== undefined) previous.replaced = true;
-    // Requests found no lease to serve them, or the last was half used before half its life (renewals
-    // start at half): demand outruns the size, so the next is twice as large (once, however many missed).
+    // Requests found no lease to serve them, or the last was half used before half its life: demand
+    // outruns the size, so the next is twice as large (once, however many missed). A lease renewed
+    // because half its time had passed, having served under a quarter of its size, was too large.
     if (s.missed === true || (previous !== undefined && clock() < previous.endsAt - leaseMs / 2)) grow(s);
+    else if (previous !== undefined && previous.served * 4 < previous.size) shrink(s);
     s.missed = false;
+  }
+
+  // renewalDue tells whether a lease that just admitted a request should be renewed in the background: once
+  // it has served more than half its size, or half its time has passed, so that a steady demand finds the next lease
+  // in place when this one ends rather than asking the store. (Callers also renew once half its capacity is out.)
+  function renewalDue(lease: LeaseLife): boolean {
+    return lease.served * 2 > lease.size || clock() >= lease.endsAt - leaseMs / 2;
   }
 
   // retire marks a lease ended (false if it already was) and, if it is the current one, leaves its owner without.
@@ -233,9 +250,10 @@ export function createLeases(store: StateStore): Leases {
     return true;
   }
 
-  // wasted tells whether a lease that admitted for its whole time left more than half of it unused: then the next is smaller.
-  function wasted(lease: { endsAt: number; replaced: boolean }, free: number, granted: number): boolean {
-    return !lease.replaced && clock() >= lease.endsAt && free * 2 > granted;
+  // wasted tells whether a lease that admitted for its whole time served fewer than half its size: then the next is smaller.
+  // (Requests, not capacity: what requests give back to a lease, such as a TPM estimate's unused tokens, is not demand.)
+  function wasted(lease: LeaseLife): boolean {
+    return !lease.replaced && clock() >= lease.endsAt && lease.served * 2 < lease.size;
   }
 
   // ---- windows ----
@@ -248,13 +266,11 @@ export function createLeases(store: StateStore): Leases {
 
   function endWindowLease(g: GroupState, lease: WindowLease, windowMs: number): void {
     if (!retire(g, lease)) return;
-    let shrinks = false;
+    if (wasted(lease)) shrink(g);
     for (let i = 0; i < lease.keys.length; i++) {
-      if (wasted(lease, lease.free[i]!, lease.granted[i]!)) shrinks = true;
       if (lease.free[i]! > 0) store.windowAdjust(lease.keys[i]!, -lease.free[i]!, windowMs, lease.entries[i]).catch(noop);
       lease.free[i] = 0;
     }
-    if (shrinks) shrink(g);
   }
 
   function liveWindowLease(g: GroupState, windowMs: number): WindowLease | undefined {
@@ -343,6 +359,8 @@ export function createLeases(store: StateStore): Leases {
           used: result.windows.map((w) => w.used),
           // The store timed the entries at its clock's now + leaseMs, and its now came after sentAt.
           endsAt: sentAt + leaseMs,
+          size,
+          served: 0,
           closed: false,
           replaced: false,
         };
@@ -381,8 +399,9 @@ export function createLeases(store: StateStore): Leases {
           lease.free[i] = lease.free[i]! - requests[i]!.amount;
           if (lease.free[i]! * 2 < lease.granted[i]!) half = true;
         }
+        lease.served++;
         // Renewed ahead, so that the next requests find a lease rather than wait for the store.
-        if (half) renewWindows(g, requests, windowMs);
+        if (half || renewalDue(lease)) renewWindows(g, requests, windowMs);
         counts.windowsFromLease++;
         return Promise.resolve({
           result: { allowed: true, windows: requests.map((_, i) => ({ allowed: true, used: lease.used[i]!, retryAfterMs: 0 })) },
@@ -402,7 +421,7 @@ export function createLeases(store: StateStore): Leases {
 
   function endBudgetLease(key: string, b: BudgetState, lease: BudgetLease): void {
     if (!retire(b, lease)) return;
-    if (wasted(lease, Number(lease.free), Number(lease.granted))) shrink(b);
+    if (wasted(lease)) shrink(b);
     // The rest of the reservation belongs to requests in flight; each releases its own share.
     if (lease.free > 0n) store.settle(key, lease.id, 0n, lease.ttlMs, lease.free).catch(noop);
     lease.free = 0n;
@@ -410,7 +429,8 @@ export function createLeases(store: StateStore): Leases {
 
   function renewBudget(key: string, b: BudgetState, amount: bigint, limit: bigint, leaseLimit: bigint, ttlMs: number, reservationTtlMs: number): void {
     if (b.renewing || closed || clock() < b.quietUntil || amount <= 0n) return;
-    const size = amount * BigInt(b.size);
+    const requests = b.size;
+    const size = amount * BigInt(requests);
     // Granted only while 63 more such leases would fit after it, and within the soft limit.
     let cap = limit - BigInt(LIMIT_SHARE - 1) * size;
     if (leaseLimit < cap) cap = leaseLimit;
@@ -431,7 +451,20 @@ export function createLeases(store: StateStore): Leases {
           quiet(b);
           return;
         }
-        const lease: BudgetLease = { id, free: size, granted: size, committed: r.committed, reserved: r.reserved, endsAt: sentAt + leaseMs, reservedUntil: sentAt + heldMs, ttlMs, closed: false, replaced: false };
+        const lease: BudgetLease = {
+          id,
+          free: size,
+          granted: size,
+          committed: r.committed,
+          reserved: r.reserved,
+          endsAt: sentAt + leaseMs,
+          size: requests,
+          served: 0,
+          reservedUntil: sentAt + heldMs,
+          ttlMs,
+          closed: false,
+          replaced: false,
+        };
         install(b, lease, (l) => endBudgetLease(key, b, l));
       },
       () => quiet(b),
@@ -487,7 +520,8 @@ export function createLeases(store: StateStore): Leases {
     if (lease !== undefined && clock() + reservationTtlMs <= lease.reservedUntil) {
       if (lease.free >= amount) {
         lease.free -= amount;
-        if (lease.free * 2n < lease.granted) renewBudget(key, b, amount, limit, leaseLimit, ttlMs, reservationTtlMs);
+        lease.served++;
+        if (lease.free * 2n < lease.granted || renewalDue(lease)) renewBudget(key, b, amount, limit, leaseLimit, ttlMs, reservationTtlMs);
         counts.budgetsFromLease++;
         return Promise.resolve({ ok: true, committed: lease.committed, reserved: lease.reserved, settle: leaseSettle(key, b, lease, amount, ttlMs) });
       }

@@ -136,6 +136,72 @@ describe("quota leases: windows", () => {
     assert.equal(await store.windowUsage(rpm, MINUTE), 80);
   });
 
+  it("renew a lease once half its time has passed, so that a slow, steady demand never finds it gone", async () => {
+    const { store, leases } = replica();
+    const rpm = freshKey("slow");
+    const take = async () => assert.equal((await leases.acquireWindows([{ key: rpm, amount: 1, limit: 1_000_000 }], MINUTE)).result.allowed, true);
+    await take();
+    await sleep(20);
+    assert.equal(await store.windowUsage(rpm, MINUTE), 1 + LEASE_START);
+    // One request past half the lease's time: served from it, and a renewal is taken beside it.
+    await sleep(LEASE_MS / 2);
+    await take();
+    await sleep(20);
+    assert.equal(await store.windowUsage(rpm, MINUTE), 1 + LEASE_START + LEASE_START);
+    // After the first lease ended, the next request is served from the renewal: Redis was asked once in all.
+    await sleep(LEASE_MS / 2);
+    await take();
+    assert.deepEqual(leases.stats(), { windowsFromLease: 2, windowsFromStore: 1, budgetsFromLease: 0, budgetsFromStore: 0 });
+    await sleep(2 * LEASE_MS + 200);
+    assert.equal(await store.windowUsage(rpm, MINUTE), 3);
+  });
+
+  it("shrink leases again when demand falls", async () => {
+    const { store, leases } = replica();
+    const rpm = freshKey("falls");
+    const take = async () => assert.equal((await leases.acquireWindows([{ key: rpm, amount: 1, limit: 1_000_000 }], MINUTE)).result.allowed, true);
+    let admitted = 0;
+    for (; admitted < 200; admitted++) {
+      await take();
+      await sleep(1);
+    }
+    const busy = (await store.windowUsage(rpm, MINUTE)) - admitted;
+    // Then a request every LEASE_MS / 4: each lease is renewed at half its time having served two.
+    for (let i = 0; i < 24; i++, admitted++) {
+      await take();
+      await sleep(LEASE_MS / 4);
+    }
+    const slow = (await store.windowUsage(rpm, MINUTE)) - admitted;
+    assert.ok(busy >= 8 * LEASE_START, `leases held ${busy} while busy`);
+    assert.ok(slow <= 2 * LEASE_START, `leases held ${slow} once demand fell`);
+  });
+
+  it("serve steady bursts from leases when requests give back most of their estimate", async () => {
+    const { leases } = replica();
+    const key = freshKey("bursts");
+    const group = [
+      { key: `${key}:rpm`, amount: 1, limit: 1_000_000_000 },
+      { key: `${key}:tpm`, amount: 16_000, limit: 1_000_000_000 },
+    ];
+    // 16 requests at once every 100 ms, each running 100 ms and using 150 of its 16,000 estimated tokens:
+    // what they give back is not demand, and must not make the next lease smaller.
+    const burst = () =>
+      Promise.all(
+        Array.from({ length: 16 }, async () => {
+          const a = await leases.acquireWindows(group, MINUTE);
+          await sleep(100);
+          await a.taken!.adjust(1, 150 - 16_000);
+        }),
+      );
+    for (let i = 0; i < 10; i++) await burst();
+    const warm = leases.stats();
+    for (let i = 0; i < 10; i++) await burst();
+    const steady = leases.stats();
+    const fromStore = steady.windowsFromStore - warm.windowsFromStore;
+    assert.equal(steady.windowsFromLease + steady.windowsFromStore - warm.windowsFromLease - warm.windowsFromStore, 160);
+    assert.ok(fromStore < 16, `${fromStore} of 160 requests asked Redis once leases had warmed up`);
+  });
+
   it("a replaced lease keeps its requests' give-backs until its time is up, then returns them in one call", async () => {
     const { store, leases } = replica();
     const tpm = freshKey("replaced");
@@ -241,6 +307,26 @@ describe("quota leases: budgets", () => {
     await unused.settle(0n);
     await sleep(2 * LEASE_MS + 200);
     assert.deepEqual(await store.readReserve(budget), { committed: 100n, reserved: 0n });
+  });
+
+  it("renew a budget lease once half its time has passed", async () => {
+    const { store, leases } = replica();
+    const budget = freshKey("slow-budget");
+    const limit = 1_000_000n;
+    const reserve = async (id: string) => {
+      const r = await leases.reserve(budget, id, 100n, limit, limit, HOUR, MINUTE);
+      assert.equal(r.ok, true);
+      return r;
+    };
+    await (await reserve("r1")).settle(10n);
+    await sleep(LEASE_MS / 2 + 20);
+    await (await reserve("r2")).settle(10n);
+    await sleep(LEASE_MS / 2);
+    // The first lease has ended; the renewal taken beside r2 serves r3.
+    await (await reserve("r3")).settle(10n);
+    assert.deepEqual(leases.stats(), { windowsFromLease: 0, windowsFromStore: 0, budgetsFromLease: 2, budgetsFromStore: 1 });
+    await sleep(2 * LEASE_MS + 200);
+    assert.deepEqual(await store.readReserve(budget), { committed: 30n, reserved: 0n });
   });
 
   it("never lease past the soft limit, or where 63 more leases would not fit", async () => {
