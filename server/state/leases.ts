@@ -47,9 +47,11 @@ import { USED_UPPER_BOUND } from "./store.js";
  * finds the next lease in place, never waits on the store, and asks it
  * about twice per leaseMs. (Without the time rule, a lease serving a
  * slow stream ran out of time before it was half used, and the next
- * requests, a whole burst of streams at once, asked the store.) The cost is staleness where nothing is enforced: `used` totals
- * are this replica's last view, and a lease-admitted request reports its
- * budget's status as of the lease's grant (at most leaseMs old).
+ * requests, a whole burst of streams at once, asked the store.)
+ *
+ * The cost is staleness where nothing is enforced: `used` totals are this
+ * replica's last view, and a lease-admitted request reports its budget's
+ * status as of the lease's grant (at most leaseMs old).
  */
 
 /** LEASE_START is a new lease's size, in requests' worth. */
@@ -101,7 +103,7 @@ const clock = () => performance.now();
 
 /** LeaseLife is what every lease keeps of its time and use. */
 interface LeaseLife {
-  /** endsAt is when the lease may no longer admit (performance.now() clock). */
+  /** endsAt is when the lease may no longer admit (performance.now() clock; a window lease's is at or before its entries' time on the store's clock). */
   endsAt: number;
   /** size is the lease's size in requests' worth, and served how many requests it admitted. */
   size: number;
