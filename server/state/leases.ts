@@ -238,8 +238,8 @@ export function createLeases(store: StateStore): Leases {
   // renewalDue tells whether a lease that just admitted a request should be renewed in the background: once
   // it has served more than half its size, or half its time has passed, so that a steady demand finds the next lease
   // in place when this one ends rather than asking the store. (Callers also renew once half its capacity is out.)
-  function renewalDue(lease: LeaseLife): boolean {
-    return lease.served * 2 > lease.size || clock() >= lease.endsAt - leaseMs / 2;
+  function renewalDue(lease: LeaseLife, now: number): boolean {
+    return lease.served * 2 > lease.size || now >= lease.endsAt - leaseMs / 2;
   }
 
   // retire marks a lease ended (false if it already was) and, if it is the current one, leaves its owner without.
@@ -266,20 +266,20 @@ export function createLeases(store: StateStore): Leases {
     };
   }
 
+  // giveBack returns amount to window i of a lease, out of the lease's own entry there.
+  function giveBack(lease: WindowLease, i: number, amount: number, windowMs: number): void {
+    if (amount > 0) store.windowAdjust(lease.keys[i]!, -amount, windowMs, lease.entries[i]).catch(noop);
+  }
+
   function endWindowLease(g: GroupState, lease: WindowLease, windowMs: number): void {
     if (!retire(g, lease)) return;
     if (wasted(lease)) shrink(g);
     for (let i = 0; i < lease.keys.length; i++) {
-      if (lease.free[i]! > 0) store.windowAdjust(lease.keys[i]!, -lease.free[i]!, windowMs, lease.entries[i]).catch(noop);
+      giveBack(lease, i, lease.free[i]!, windowMs);
       lease.free[i] = 0;
     }
   }
 
-  function liveWindowLease(g: GroupState, windowMs: number): WindowLease | undefined {
-    const lease = g.lease;
-    if (lease !== undefined && clock() >= lease.endsAt) endWindowLease(g, lease, windowMs);
-    return g.lease;
-  }
 
   function leaseTaken(g: GroupState, lease: WindowLease, windowMs: number): Taken {
     return {
@@ -309,7 +309,7 @@ export function createLeases(store: StateStore): Leases {
   // The caller is not kept waiting for it.
   function lateGiveBack(lease: WindowLease, i: number, amount: number, windowMs: number): void {
     if (closed) {
-      store.windowAdjust(lease.keys[i]!, -amount, windowMs, lease.entries[i]).catch(noop);
+      giveBack(lease, i, amount, windowMs);
       return;
     }
     if (lease.late !== undefined) {
@@ -323,7 +323,7 @@ export function createLeases(store: StateStore): Leases {
       pendingFlushes.delete(flush);
       const late = lease.late!;
       lease.late = undefined;
-      for (let j = 0; j < late.length; j++) if (late[j]! > 0) store.windowAdjust(lease.keys[j]!, -late[j]!, windowMs, lease.entries[j]).catch(noop);
+      for (let j = 0; j < late.length; j++) giveBack(lease, j, late[j]!, windowMs);
     };
     const timer = setTimeout(flush, leaseMs);
     timer.unref();
@@ -391,7 +391,10 @@ export function createLeases(store: StateStore): Leases {
       g = { size: LEASE_START, renewing: false, quietUntil: 0 };
       groups.set(requests[0]!.key, g);
     }
-    const lease = liveWindowLease(g, windowMs);
+    // One clock read per admission: whether the lease is over, and whether it is due for renewal.
+    const now = clock();
+    if (g.lease !== undefined && now >= g.lease.endsAt) endWindowLease(g, g.lease, windowMs);
+    const lease = g.lease;
     if (lease !== undefined && sameLimits(lease, requests, windowMs)) {
       let fits = true;
       for (let i = 0; i < requests.length; i++) if (lease.free[i]! < requests[i]!.amount) fits = false;
@@ -403,7 +406,7 @@ export function createLeases(store: StateStore): Leases {
         }
         lease.served++;
         // Renewed ahead, so that the next requests find a lease rather than wait for the store.
-        if (half || renewalDue(lease)) renewWindows(g, requests, windowMs);
+        if (half || renewalDue(lease, now)) renewWindows(g, requests, windowMs);
         counts.windowsFromLease++;
         return Promise.resolve({
           result: { allowed: true, windows: requests.map((_, i) => ({ allowed: true, used: lease.used[i]!, retryAfterMs: 0 })) },
@@ -513,17 +516,18 @@ export function createLeases(store: StateStore): Leases {
       b = { size: LEASE_START, renewing: false, quietUntil: 0 };
       budgets.set(key, b);
     }
+    const now = clock();
     let lease = b.lease;
-    if (lease !== undefined && clock() >= lease.endsAt) {
+    if (lease !== undefined && now >= lease.endsAt) {
       endBudgetLease(key, b, lease);
       lease = undefined;
     }
     // A request that may run longer than the lease's reservation lasts asks the store.
-    if (lease !== undefined && clock() + reservationTtlMs <= lease.reservedUntil) {
+    if (lease !== undefined && now + reservationTtlMs <= lease.reservedUntil) {
       if (lease.free >= amount) {
         lease.free -= amount;
         lease.served++;
-        if (lease.free * 2n < lease.granted || renewalDue(lease)) renewBudget(key, b, amount, limit, leaseLimit, ttlMs, reservationTtlMs);
+        if (lease.free * 2n < lease.granted || renewalDue(lease, now)) renewBudget(key, b, amount, limit, leaseLimit, ttlMs, reservationTtlMs);
         counts.budgetsFromLease++;
         return Promise.resolve({ ok: true, committed: lease.committed, reserved: lease.reserved, settle: leaseSettle(key, b, lease, amount, ttlMs) });
       }

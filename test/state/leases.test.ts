@@ -32,6 +32,11 @@ function replica(leaseMs = LEASE_MS): { store: RedisStateStore; leases: Leases }
 }
 
 
+/** admitOne takes one request from an rpm window of a roomy limit, which must admit it. */
+async function admitOne(leases: Leases, rpm: string): Promise<void> {
+  assert.equal((await leases.acquireWindows([{ key: rpm, amount: 1, limit: 1_000_000 }], MINUTE)).result.allowed, true);
+}
+
 after(async () => {
   await Promise.all(opened.map((s) => s.close()));
   await deleteRedisKeys(REDIS_URL, prefix);
@@ -126,7 +131,7 @@ describe("quota leases: windows", () => {
     // Paced, so that each renewal lands before its lease runs out: the leases grow because each is half
     // used long before half its time, not because a request found one empty.
     for (let i = 0; i < 80; i++) {
-      assert.equal((await leases.acquireWindows([{ key: rpm, amount: 1, limit: 1_000_000 }], MINUTE)).result.allowed, true);
+      await admitOne(leases, rpm);
       await sleep(2);
     }
     // A lease of LEASE_START would hold at most LEASE_START; grown ones hold more.
@@ -139,7 +144,7 @@ describe("quota leases: windows", () => {
   it("renew a lease once half its time has passed, so that a slow, steady demand never finds it gone", async () => {
     const { store, leases } = replica();
     const rpm = freshKey("slow");
-    const take = async () => assert.equal((await leases.acquireWindows([{ key: rpm, amount: 1, limit: 1_000_000 }], MINUTE)).result.allowed, true);
+    const take = () => admitOne(leases, rpm);
     await take();
     await sleep(20);
     assert.equal(await store.windowUsage(rpm, MINUTE), 1 + LEASE_START);
@@ -159,7 +164,7 @@ describe("quota leases: windows", () => {
   it("shrink leases again when demand falls", async () => {
     const { store, leases } = replica();
     const rpm = freshKey("falls");
-    const take = async () => assert.equal((await leases.acquireWindows([{ key: rpm, amount: 1, limit: 1_000_000 }], MINUTE)).result.allowed, true);
+    const take = () => admitOne(leases, rpm);
     let admitted = 0;
     for (; admitted < 200; admitted++) {
       await take();
